@@ -1,0 +1,237 @@
+"""The process-wide cache of fetched secrets, with single-flight and last-good values.
+
+Entries are keyed by (API base, app id, env, path, tags, token fingerprint): a hash, never the
+token. Each entry expires at a random point in [TTL/2, TTL] (cachetools' ``TLRUCache`` gives
+each entry its own expiry) so that a fleet of workers spreads its requests over Phase's
+per-account rate limit instead of refreshing in lock-step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from cachetools import TLRUCache
+
+from ._errors import PhaseConnectionError
+from ._models import LoadStatus, Secret
+from ._retry import Deadline
+
+__all__ = ["CacheKey", "Fetched", "SecretCache", "clear_cache", "load_status", "process_cache"]
+
+
+class CacheKey(NamedTuple):
+    base_url: str
+    app_id: str
+    env: str
+    path: str | None
+    tags: tuple[str, ...]
+    token_fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """The secrets of one (app, env, path) as fetched once from Phase."""
+
+    secrets: tuple[Secret, ...]
+    fetched_at: datetime
+    lifetime: float  # seconds this entry stays fresh, drawn in [TTL/2, TTL]
+
+    def __repr__(self) -> str:
+        return f"Fetched({len(self.secrets)} secrets, fetched_at={self.fetched_at.isoformat()})"
+
+
+def _ttu(_key: Any, value: Fetched, now: float) -> float:
+    return now + value.lifetime
+
+
+class SecretCache:
+    """Thread-safe cache: fresh entries (TTL), last-good entries (no expiry), and in-flight
+    fetches so that concurrent loads of one key make one request."""
+
+    def __init__(
+        self,
+        maxsize: int = 4096,
+        *,
+        timer: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ):
+        self._maxsize = maxsize
+        self._timer = timer
+        self._rng = rng or random.Random()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._fresh: TLRUCache[CacheKey, Fetched] = TLRUCache(
+            self._maxsize, ttu=_ttu, timer=self._timer
+        )
+        self._last_good: dict[CacheKey, Fetched] = {}
+        self._inflight: dict[CacheKey, Future[Fetched]] = {}
+        self._ainflight: dict[tuple[int, CacheKey], asyncio.Future[Fetched]] = {}
+        self._status: weakref.WeakKeyDictionary[type, LoadStatus] = weakref.WeakKeyDictionary()
+
+    def after_fork_in_child(self) -> None:
+        """A forked child must not wait on the parent's in-flight fetches or a lock some parent
+        thread held at fork time; cached values stay usable."""
+        fresh = dict(self._fresh.items()) if not self._lock.locked() else {}
+        last_good = dict(self._last_good)
+        status = dict(self._status.items())
+        self._reset()
+        for key, value in fresh.items():
+            self._fresh[key] = value
+        self._last_good.update(last_good)
+        self._status.update(status)
+
+    def lifetime(self, ttl: float) -> float:
+        """A random lifetime in [TTL/2, TTL]."""
+        return self._rng.uniform(ttl / 2, ttl) if ttl > 0 else 0.0
+
+    def get_fresh(self, key: CacheKey) -> Fetched | None:
+        with self._lock:
+            return self._fresh.get(key)
+
+    def last_good(self, key: CacheKey) -> Fetched | None:
+        with self._lock:
+            return self._last_good.get(key)
+
+    def fetch(
+        self,
+        key: CacheKey,
+        fetch: Callable[[], list[Secret]],
+        *,
+        ttl: float,
+        deadline: Deadline,
+        force: bool = False,
+    ) -> tuple[Fetched, bool]:
+        """The entry for ``key``: fresh from the cache, or fetched once for all concurrent
+        callers.
+
+        Returns:
+            The entry, and whether it came from the cache.
+
+        Raises:
+            Whatever the fetch raised (the same error for every waiter), or
+            PhaseConnectionError when the deadline passes while waiting on another caller.
+        """
+        with self._lock:
+            if not force and ttl > 0:
+                hit = self._fresh.get(key)
+                if hit is not None:
+                    return hit, True
+            future = self._inflight.get(key)
+            leader = future is None
+            if future is None:
+                future = self._inflight[key] = Future()
+        if not leader:
+            try:
+                return future.result(timeout=deadline.remaining()), False
+            except FutureTimeout:
+                raise PhaseConnectionError(
+                    "the load's deadline passed while waiting for a concurrent load of the "
+                    "same secrets"
+                ) from None
+        try:
+            entry = self.store(key, fetch(), ttl)
+            future.set_result(entry)
+            return entry, False
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        finally:
+            with self._lock:
+                if self._inflight.get(key) is future:
+                    del self._inflight[key]
+
+    def store(self, key: CacheKey, secrets: list[Secret], ttl: float) -> Fetched:
+        entry = Fetched(tuple(secrets), datetime.now(UTC), self.lifetime(ttl))
+        with self._lock:
+            if ttl > 0:
+                self._fresh[key] = entry
+            self._last_good[key] = entry
+        return entry
+
+    async def afetch(
+        self,
+        key: CacheKey,
+        fetch: Callable[[], Awaitable[list[Secret]]],
+        *,
+        ttl: float,
+        deadline: Deadline,
+        force: bool = False,
+    ) -> tuple[Fetched, bool]:
+        """The asyncio twin of :meth:`fetch`: concurrent tasks of one event loop share one
+        request."""
+        if not force and ttl > 0:
+            hit = self.get_fresh(key)
+            if hit is not None:
+                return hit, True
+        loop = asyncio.get_running_loop()
+        slot = (id(loop), key)
+        future = self._ainflight.get(slot)
+        if future is not None:
+            try:
+                async with asyncio.timeout(deadline.remaining()):
+                    return await asyncio.shield(future), False
+            except TimeoutError:
+                raise PhaseConnectionError(
+                    "the load's deadline passed while waiting for a concurrent load of the "
+                    "same secrets"
+                ) from None
+        future = self._ainflight[slot] = loop.create_future()
+        try:
+            entry = self.store(key, await fetch(), ttl)
+            future.set_result(entry)
+            return entry, False
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waited
+            raise
+        finally:
+            if self._ainflight.get(slot) is future:
+                del self._ainflight[slot]
+
+    def set_status(self, settings_cls: type, status: LoadStatus) -> None:
+        with self._lock:
+            self._status[settings_cls] = status
+
+    def status(self, settings_cls: type) -> LoadStatus:
+        with self._lock:
+            return self._status.get(settings_cls) or LoadStatus()
+
+    def clear(self) -> None:
+        """Drop fresh and last-good values (in-flight fetches finish on their own)."""
+        with self._lock:
+            self._fresh.clear()
+            self._last_good.clear()
+            self._status.clear()
+
+
+process_cache = SecretCache()
+
+
+def clear_cache() -> None:
+    """Empty the process-wide cache: fetched and last-good values alike (test isolation)."""
+    process_cache.clear()
+
+
+def load_status(settings_cls: type) -> LoadStatus:
+    """How the last load of ``settings_cls`` went (``source="none"`` if never loaded)."""
+    return process_cache.status(settings_cls)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=process_cache.after_fork_in_child)

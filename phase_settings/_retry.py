@@ -1,0 +1,147 @@
+"""Retry arithmetic: the ``Retry-After`` parser, full-jitter backoff and the load deadline.
+
+Pure functions and small objects with an injectable clock, so tests run without sleeping.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+
+__all__ = [
+    "BACKOFF_BASE",
+    "BACKOFF_CAP",
+    "RETRY_AFTER_CAP",
+    "Deadline",
+    "RetryPolicy",
+    "full_jitter",
+    "parse_retry_after",
+]
+
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 20.0
+RETRY_AFTER_CAP = 60.0
+
+# RFC 9110 delta-seconds: ASCII digits only ("1_000", "²" and "٣" are not), optional whitespace.
+_DELTA_SECONDS = re.compile(r"[ \t]*([0-9]+)[ \t]*", re.ASCII)
+_LEAP_SECOND = re.compile(r"(\d\d:\d\d):60\b")
+# Past this, float() of a delta is still exact enough and time.sleep never sees it (capped).
+_HUGE = 10.0**12
+
+
+def parse_retry_after(
+    value: str | bytes | None, *, now: float | None = None, cap: float | None = None
+) -> float | None:
+    """Seconds to wait according to a ``Retry-After`` header, or None when absent or invalid.
+
+    Accepts delta-seconds and HTTP-dates (IMF-fixdate, RFC 850, asctime; a date without a zone
+    is UTC). Never raises: anything else is treated as absent, so the caller falls back to its
+    computed backoff. A date in the past gives 0.
+
+    Args:
+        value: the header value.
+        now: the current POSIX time (defaults to ``time.time()``).
+        cap: when given, the result is at most this.
+    """
+    seconds = _parse_retry_after(value, now)
+    if seconds is None:
+        return None
+    return min(seconds, cap) if cap is not None else seconds
+
+
+def _parse_retry_after(value: str | bytes | None, now: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+        return None
+    delta = _DELTA_SECONDS.fullmatch(value)
+    if delta:
+        digits = delta.group(1)
+        return _HUGE if len(digits) > 12 else float(int(digits))
+    text = _LEAP_SECOND.sub(r"\1:59", value.strip())
+    if not any(ch.isalpha() for ch in text):
+        return None  # a date always names a month; "1.5" or "-1" is junk, not a date
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = time.time() if now is None else now
+    try:
+        delta_s = when.timestamp() - current
+    except (OverflowError, OSError, ValueError):
+        return None
+    if math.isnan(delta_s):
+        return None
+    return min(max(delta_s, 0.0), _HUGE)
+
+
+def full_jitter(
+    attempt: int,
+    *,
+    base: float = BACKOFF_BASE,
+    cap: float = BACKOFF_CAP,
+    rng: random.Random | None = None,
+) -> float:
+    """AWS-style full jitter: a uniform draw in ``[0, min(cap, base * 2 ** (attempt - 1))]``.
+
+    Full jitter spreads a fleet that failed at the same instant over the whole window, where
+    "equal jitter" or none would make it retry in lock-step.
+    """
+    exponent = min(max(attempt, 1) - 1, 60)
+    bound = min(cap, base * (2.0**exponent))
+    return (rng or random).uniform(0.0, bound)
+
+
+class Deadline:
+    """A point in monotonic time after which a load gives up.
+
+    Args:
+        seconds: the budget from now; ``math.inf`` for none.
+        clock: a monotonic clock (injectable for tests).
+    """
+
+    __slots__ = ("_clock", "at")
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self.at = clock() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left, never negative."""
+        return max(0.0, self.at - self._clock())
+
+    @property
+    def expired(self) -> bool:
+        return self._clock() >= self.at
+
+    def __repr__(self) -> str:
+        return f"Deadline(remaining={self.remaining():.3f})"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a client retries: the numbers of DESIGN §4, and the clock and sleep it uses."""
+
+    max_attempts: int = 3
+    backoff_base: float = BACKOFF_BASE
+    backoff_cap: float = BACKOFF_CAP
+    retry_after_cap: float = RETRY_AFTER_CAP
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+
+    def backoff(self, attempt: int) -> float:
+        return full_jitter(attempt, base=self.backoff_base, cap=self.backoff_cap, rng=self.rng)

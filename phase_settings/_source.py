@@ -1,0 +1,538 @@
+"""``PhaseSettingsSource`` and ``PhaseSettings``.
+
+The source subclasses pydantic-settings' ``EnvSettingsSource`` and replaces only *where the
+key/value pairs come from*, as pydantic-settings' own AWS and GCP sources do: prefixes,
+aliases, nested delimiters, JSON values, case folding and error wrapping behave exactly as for
+environment variables. The fetch happens in ``__call__``, so building the sources tuple makes
+no request.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+)
+from pydantic_settings.sources.utils import parse_env_vars
+
+from ._cache import CacheKey, Fetched, process_cache
+from ._client import PhaseClient
+from ._config import UNSET, PhaseSettingsConfigDict, ResolvedConfig, resolve_config
+from ._errors import PhaseConfigError, PhaseError, PhaseUnavailableError
+from ._models import LoadStatus, Secret
+from ._retry import Deadline
+from ._transport import api_base, auth_header, token_fingerprint
+
+if TYPE_CHECKING:
+    from pydantic_settings.sources.utils import InitState
+
+__all__ = ["LoadOptions", "PhaseSettings", "PhaseSettingsSource", "load_options"]
+
+logger = logging.getLogger("phase_settings")
+
+_UNRESOLVED = re.compile(r"\$\{(?!\{)[^{}]+\}")
+
+
+# --- per-load options (set by LiveSettings and aload) --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    force: bool = False  # bypass the TTL (LiveSettings.refresh)
+    fallback: bool = True  # False: raise instead of serving stale or .env values
+    prefetched: Mapping[CacheKey, Fetched] = field(default_factory=dict)  # filled by aload
+    errors: Mapping[CacheKey, PhaseError] = field(default_factory=dict)  # aload's failures
+
+
+_options: contextvars.ContextVar[LoadOptions | None] = contextvars.ContextVar(
+    "phase_settings_load_options", default=None
+)
+_DEFAULT_OPTIONS = LoadOptions()
+
+
+@contextmanager
+def load_options(**options: Any) -> Iterator[None]:
+    """Run the settings loads of this block with other :class:`LoadOptions`."""
+    token = _options.set(LoadOptions(**options))
+    try:
+        yield
+    finally:
+        _options.reset(token)
+
+
+@dataclass(slots=True)
+class LoadReport:
+    """What the last load on this thread did; read by PhaseSettings, LiveSettings and the CLI."""
+
+    settings_cls: type | None = None
+    app_id: str | None = None
+    env: str | None = None
+    expected_keys: dict[str, list[str]] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)  # Phase key -> folder
+    signature: tuple[Any, ...] | None = None  # ids, versions, update times of what was served
+    status: LoadStatus = field(default_factory=LoadStatus)
+
+
+_reports = threading.local()
+
+
+def last_report() -> LoadReport | None:
+    """The report of the last Phase load made on this thread, if any."""
+    return getattr(_reports, "report", None)
+
+
+# --- clients shared across loads, so a reload keeps its connection --------------------------------
+
+_clients: dict[tuple[Any, ...], PhaseClient] = {}
+_clients_lock = threading.Lock()
+_MAX_CLIENTS = 16
+
+
+def shared_client(config: ResolvedConfig) -> PhaseClient:
+    """The process's client for this configuration (one connection pool per token and host)."""
+    assert config.token is not None
+    header = auth_header(config.token, name=_token_name(config))
+    key = (
+        token_fingerprint(header),
+        api_base(config.host, allow_http=config.allow_http),
+        config.verify_ssl,
+        config.timeout,
+        config.max_attempts,
+        config.max_response_bytes,
+    )
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            if len(_clients) >= _MAX_CLIENTS:
+                _clients.pop(next(iter(_clients))).close()
+            client = _clients[key] = PhaseClient(
+                config.token,
+                config.host,
+                timeout=config.timeout,
+                deadline=config.deadline,
+                max_attempts=config.max_attempts,
+                verify_ssl=config.verify_ssl,
+                allow_http=config.allow_http,
+                max_response_bytes=config.max_response_bytes,
+            )
+        return client
+
+
+def _token_name(config: ResolvedConfig) -> str:
+    origin = config.token_origin
+    return origin if origin.startswith("PHASE_") else "phase_token"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def warn_unresolved(secrets: Sequence[Secret]) -> None:
+    """One WARNING per value that still holds a ``${…}`` reference (the key only)."""
+    for secret in secrets:
+        if "${" in secret.value and _UNRESOLVED.search(secret.value):
+            logger.warning(
+                "Phase secret %s (path %s) holds a reference that Phase could not resolve",
+                secret.key,
+                secret.path,
+            )
+
+
+def merge_secrets(
+    fetched: Sequence[tuple[str | None, Fetched]], *, use_overrides: bool
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The key/value pairs of a load, and the folder each key came from.
+
+    Several folders are merged in order (later wins). One "every folder" fetch holding a key in
+    two folders is ambiguous: a :class:`PhaseConfigError` names both paths.
+    """
+    values: dict[str, str] = {}
+    origins: dict[str, str] = {}
+    for requested, entry in fetched:
+        seen: dict[str, str] = {}
+        for secret in entry.secrets:
+            if requested is None and secret.key in seen and seen[secret.key] != secret.path:
+                raise PhaseConfigError(
+                    f"Phase key {secret.key} is in two folders, {seen[secret.key]} and "
+                    f"{secret.path}: set phase_path (PHASE_PATH) to the folders to load, in order"
+                )
+            seen[secret.key] = secret.path
+            values[secret.key] = secret.effective_value if use_overrides else secret.value
+            origins[secret.key] = secret.path
+    return values, origins
+
+
+def signature_of(fetched: Sequence[tuple[str | None, Fetched]]) -> tuple[Any, ...]:
+    """Identity of what a load served: equal signatures mean equal values."""
+    return tuple(
+        (path, tuple((s.id, s.key, s.version, s.updated_at, s.override) for s in entry.secrets))
+        for path, entry in fetched
+    )
+
+
+class PhaseSettingsSource(EnvSettingsSource):
+    """Settings source that reads the secrets of one Phase app and environment.
+
+    Arguments left out fall through to the process environment, ``model_config``
+    (``phase_*`` keys), the env file(s), ``.phase.json`` and defaults (DESIGN §3).
+
+    Args:
+        settings_cls: the settings class.
+        app_id: the Phase app's UUID (``PHASE_APP_ID``).
+        env: the environment's name (``PHASE_ENV``; default ``Development``).
+        path: a folder, a list of folders merged in order, or None for every folder.
+        tags: only secrets with any of these tags.
+        token: a Phase token (``PHASE_SERVICE_TOKEN``).
+        host: the Phase host (``PHASE_HOST``).
+        client: a :class:`PhaseClient` to use (tests, custom transports); its token and host
+            then win.
+        verify_ssl, allow_http, timeout, deadline, max_attempts, cache_ttl, fallback, required,
+            use_overrides, max_response_bytes: the other ``phase_*`` settings.
+        case_sensitive, env_prefix, env_nested_delimiter, env_nested_max_split,
+            env_ignore_empty, env_parse_none_str, env_parse_enums: as for
+            ``EnvSettingsSource`` (default: the settings class's config).
+    """
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        *,
+        app_id: str | None = UNSET,
+        env: str | None = UNSET,
+        path: str | Sequence[str] | None = UNSET,
+        tags: str | Sequence[str] | None = UNSET,
+        token: str | SecretStr | None = UNSET,
+        host: str | None = UNSET,
+        client: PhaseClient | None = None,
+        verify_ssl: bool | str = UNSET,
+        allow_http: bool = UNSET,
+        timeout: float = UNSET,
+        deadline: float = UNSET,
+        max_attempts: int = UNSET,
+        cache_ttl: float = UNSET,
+        fallback: str = UNSET,
+        required: bool = UNSET,
+        use_overrides: bool = UNSET,
+        max_response_bytes: int = UNSET,
+        case_sensitive: bool | None = None,
+        env_prefix: str | None = None,
+        env_nested_delimiter: str | None = None,
+        env_nested_max_split: int | None = None,
+        env_ignore_empty: bool | None = None,
+        env_parse_none_str: str | None = None,
+        env_parse_enums: bool | None = None,
+        _init_state: InitState | None = None,
+    ) -> None:
+        self._arguments: dict[str, Any] = {
+            "phase_app_id": app_id,
+            "phase_env": env,
+            "phase_path": path,
+            "phase_tags": tags,
+            "phase_token": token,
+            "phase_host": host,
+            "phase_verify_ssl": verify_ssl,
+            "phase_allow_http": allow_http,
+            "phase_timeout": timeout,
+            "phase_deadline": deadline,
+            "phase_max_attempts": max_attempts,
+            "phase_cache_ttl": cache_ttl,
+            "phase_fallback": fallback,
+            "phase_required": required,
+            "phase_use_overrides": use_overrides,
+            "phase_max_response_bytes": max_response_bytes,
+        }
+        self._client = client
+        self.report = LoadReport()
+        super().__init__(
+            settings_cls,
+            case_sensitive=case_sensitive,
+            env_prefix=env_prefix,
+            env_nested_delimiter=env_nested_delimiter,
+            env_nested_max_split=env_nested_max_split,
+            env_ignore_empty=env_ignore_empty,
+            env_parse_none_str=env_parse_none_str,
+            env_parse_enums=env_parse_enums,
+            _init_state=_init_state,
+        )
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # EnvSettingsSource calls this from __init__; the fetch waits for __call__.
+        return {}
+
+    def __call__(self) -> dict[str, Any]:
+        self.env_vars = parse_env_vars(
+            self.load_values(), self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+        return super().__call__()
+
+    def __repr__(self) -> str:
+        shown = {
+            k.removeprefix("phase_"): v
+            for k, v in self._arguments.items()
+            if v is not UNSET and k in ("phase_app_id", "phase_env", "phase_path", "phase_host")
+        }
+        args = ", ".join(f"{k}={v!r}" for k, v in shown.items())
+        return f"{type(self).__name__}({args})"
+
+    # -- the load -------------------------------------------------------------------------------
+
+    def resolve(self) -> ResolvedConfig:
+        """The ``phase_*`` settings this source would load with now."""
+        return resolve_config(self.settings_cls.model_config, self._arguments)
+
+    def client_for(self, config: ResolvedConfig) -> PhaseClient:
+        return self._client if self._client is not None else shared_client(config)
+
+    def enabled(self, config: ResolvedConfig) -> bool:
+        """False when no token is configured (local development); raises if one is required."""
+        if self._client is not None or config.token is not None:
+            if not config.app_id:
+                raise PhaseConfigError(
+                    "A Phase token is set but no app id: set phase_app_id in model_config, "
+                    "PHASE_APP_ID in the environment, or appId in .phase.json"
+                )
+            return True
+        if config.required:
+            raise PhaseConfigError(
+                f"{self.settings_cls.__name__} requires Phase (phase_required=True) but no token "
+                "is set: set PHASE_SERVICE_TOKEN"
+            )
+        if self.settings_cls not in _announced:
+            _announced.add(self.settings_cls)
+            logger.info(
+                "No Phase token (PHASE_SERVICE_TOKEN): Phase disabled for %s; using environment "
+                "variables and .env",
+                self.settings_cls.__name__,
+            )
+        return False
+
+    def cache_keys(self, config: ResolvedConfig) -> list[CacheKey]:
+        client = self.client_for(config)
+        assert config.app_id is not None
+        return [
+            CacheKey(
+                client.base_url,
+                config.app_id,
+                config.env,
+                path,
+                config.tags,
+                client.token_fingerprint,
+            )
+            for path in (config.paths if config.paths is not None else (None,))
+        ]
+
+    def fetch_entries(
+        self, config: ResolvedConfig, options: LoadOptions
+    ) -> tuple[list[tuple[CacheKey, Fetched]], bool]:
+        """The entries of every path of this load, and whether all came from the cache."""
+        client = self.client_for(config)
+        deadline = Deadline(config.deadline)
+        fetched: list[tuple[CacheKey, Fetched]] = []
+        all_cached = True
+        for key in self.cache_keys(config):
+            if key in options.errors:
+                raise options.errors[key]
+            entry = options.prefetched.get(key)
+            if entry is not None:
+                all_cached = False
+            else:
+                entry, cached = process_cache.fetch(
+                    key,
+                    _fetcher(client, key, deadline),
+                    ttl=config.cache_ttl,
+                    deadline=deadline,
+                    force=options.force,
+                )
+                all_cached = all_cached and cached
+            fetched.append((key, entry))
+        return fetched, all_cached
+
+    def failure_status(self, exc: PhaseError) -> LoadStatus:
+        """The status after a failed load: stale since the first failure, the error named."""
+        previous = process_cache.status(self.settings_cls)
+        stale_since = previous.stale_since or _now()
+        error = f"{type(exc).__name__}: {exc}"
+        return LoadStatus(previous.source, previous.fetched_at, stale_since, error)
+
+    def load_values(self) -> dict[str, str]:
+        """Fetch (or take from the cache) the key/value pairs for this load."""
+        config = self.resolve()
+        if not self.enabled(config):
+            process_cache.set_status(self.settings_cls, LoadStatus())
+            return {}
+        options = _options.get() or _DEFAULT_OPTIONS
+        try:
+            entries, all_cached = self.fetch_entries(config, options)
+        except PhaseError as exc:
+            failed = self.failure_status(exc)
+            if not isinstance(exc, PhaseUnavailableError) or not options.fallback:
+                process_cache.set_status(self.settings_cls, failed)
+                raise
+            return self._fall_back(config, exc, failed)
+        fetched = [(key.path, entry) for key, entry in entries]
+        values, origins = merge_secrets(fetched, use_overrides=config.use_overrides)
+        status = LoadStatus(
+            "cache" if all_cached else "phase", min(entry.fetched_at for _, entry in fetched)
+        )
+        process_cache.set_status(self.settings_cls, status)
+        self._record(config, origins, signature_of(fetched), status)
+        return values
+
+    def _fall_back(
+        self, config: ResolvedConfig, exc: PhaseUnavailableError, failed: LoadStatus
+    ) -> dict[str, str]:
+        cause = f"{type(exc).__name__}: {exc}"
+        if config.fallback != "raise":
+            last_good = [(k.path, process_cache.last_good(k)) for k in self.cache_keys(config)]
+            if all(entry is not None for _, entry in last_good):
+                fetched = [(path, entry) for path, entry in last_good if entry is not None]
+                values, origins = merge_secrets(fetched, use_overrides=config.use_overrides)
+                fetched_at = min(entry.fetched_at for _, entry in fetched)
+                logger.warning(
+                    "Phase is unavailable (%s); serving the last good values of %s, fetched at %s",
+                    cause,
+                    self.settings_cls.__name__,
+                    fetched_at.isoformat(timespec="seconds"),
+                )
+                status = LoadStatus("stale", fetched_at, failed.stale_since, failed.last_error)
+                process_cache.set_status(self.settings_cls, status)
+                self._record(config, origins, signature_of(fetched), status)
+                return values
+        if config.fallback == "dotenv":
+            existing = [p for p in config.env_files if p.is_file()]
+            if existing:
+                logger.warning(
+                    "Phase is unavailable (%s); %s falls back to %s",
+                    cause,
+                    self.settings_cls.__name__,
+                    ", ".join(str(p) for p in existing),
+                )
+                status = LoadStatus("dotenv", None, failed.stale_since, failed.last_error)
+                process_cache.set_status(self.settings_cls, status)
+                self._record(config, {}, None, status)
+                return {}
+        process_cache.set_status(self.settings_cls, failed)
+        raise exc
+
+    def _record(
+        self,
+        config: ResolvedConfig,
+        origins: dict[str, str],
+        signature: tuple[Any, ...] | None,
+        status: LoadStatus,
+    ) -> None:
+        expected = {
+            name: [env_name.upper() for _, env_name, _ in self._extract_field_info(f, name)]
+            for name, f in self.settings_cls.model_fields.items()
+        }
+        self.report = LoadReport(
+            self.settings_cls, config.app_id, config.env, expected, origins, signature, status
+        )
+        _reports.report = self.report
+
+
+_announced: set[type] = set()
+
+
+def _fetcher(client: PhaseClient, key: CacheKey, deadline: Deadline) -> Any:
+    def fetch() -> list[Secret]:
+        secrets = client.list_secrets(
+            key.app_id, key.env, path=key.path, tags=key.tags or None, deadline=deadline
+        )
+        warn_unresolved(secrets)
+        return secrets
+
+    return fetch
+
+
+class _PhaseAwareDotEnvSource(DotEnvSettingsSource):
+    """The dotenv source without the ``PHASE_*`` configuration keys: they configure the Phase
+    source, they are not fields (no ``extra_forbidden`` error that would echo a token)."""
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        fields = {name.lower() for name in self.settings_cls.model_fields}
+        return {
+            k: v
+            for k, v in data.items()
+            if not (k.lower().startswith("phase_") and k.lower() not in fields)
+        }
+
+
+def _without_phase_keys(source: PydanticBaseSettingsSource) -> PydanticBaseSettingsSource:
+    if type(source) is not DotEnvSettingsSource:
+        return source
+    # Reuse the instance's state: the env files were read once already.
+    wrapped = _PhaseAwareDotEnvSource.__new__(_PhaseAwareDotEnvSource)
+    wrapped.__dict__.update(source.__dict__)
+    return wrapped
+
+
+class PhaseSettings(BaseSettings):
+    """``BaseSettings`` whose fields are also filled from Phase.
+
+    Sources, by priority: init kwargs > environment variables > **Phase** > dotenv > secrets
+    dir > defaults. Override ``settings_customise_sources`` to reorder them; the Phase source
+    is :class:`PhaseSettingsSource`. Defaults differ from ``BaseSettings`` in
+    ``env_nested_delimiter="__"`` and ``hide_input_in_errors=True`` (a ``ValidationError``
+    never prints a secret), and ``PHASE_*`` keys of the env file configure the source.
+    """
+
+    model_config = PhaseSettingsConfigDict(
+        env_nested_delimiter="__",
+        hide_input_in_errors=True,
+    )
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            _explain_missing(exc, type(self))
+            raise
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            PhaseSettingsSource(settings_cls),
+            _without_phase_keys(dotenv_settings),
+            file_secret_settings,
+        )
+
+
+def _explain_missing(exc: ValidationError, settings_cls: type) -> None:
+    """Add a note naming the Phase keys, app and env behind each missing field (no values)."""
+    report = last_report()
+    if report is None or report.settings_cls is not settings_cls or report.app_id is None:
+        return
+    missing = [
+        str(err["loc"][0]) for err in exc.errors() if err["type"] == "missing" and err["loc"]
+    ]
+    for name in missing:
+        keys = report.expected_keys.get(name)
+        if keys:
+            exc.add_note(
+                f"{name}: expected Phase key {' or '.join(keys)} in app {report.app_id}, "
+                f"environment {report.env!r} (or an environment variable / .env entry)"
+            )
