@@ -181,31 +181,51 @@ def _override(raw: object) -> SecretOverride | None:
 
 
 def _secret(raw: object) -> Secret | None:
-    if not isinstance(raw, dict):
+    # The hot loop of a load (one call per secret): checks are inlined on purpose.
+    if type(raw) is not dict:
         raise _bad("an item of the secrets list is not an object")
-    if raw.get("type") == "dynamic":
+    get = raw.get
+    kind = get("type")
+    if kind == "dynamic":
         return None  # dynamic secrets have another shape and no static value
-    key = _str(raw, "key")
-    if not key:
-        raise _bad("a secret has an empty 'key'")
-    tags = raw.get("tags") or []
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise _bad("'tags' is not a list of strings")
+    key = get("key")
+    if type(key) is not str or not key:
+        raise _bad("a secret has no 'key' string")
+    value = get("value")
+    if type(value) is not str:
+        raise _bad("'value' is not a string")
+    tags = get("tags")
+    if tags:
+        if type(tags) is not list or not all(type(t) is str for t in tags):
+            raise _bad("'tags' is not a list of strings")
+        tags = tuple(tags)
+    else:
+        tags = ()
+    version = get("version", 1)
+    if type(version) is not int:
+        raise _bad("'version' is not an integer")
+    override = get("override")
+    for name in ("id", "comment", "path", "lifecycle", "environment", "folder"):
+        field_value = get(name)
+        if field_value is not None and type(field_value) is not str:
+            raise _bad(f"'{name}' is not a string")
+    if kind is not None and type(kind) is not str:
+        raise _bad("'type' is not a string")
     return Secret(
-        id=_str(raw, "id", default=""),
-        key=key,
-        value=_str(raw, "value"),
-        comment=_opt_str(raw, "comment") or "",
-        tags=tuple(tags),
-        path=_opt_str(raw, "path") or "/",
-        version=_int(raw, "version", 1),
-        type=_opt_str(raw, "type") or "secret",
-        lifecycle=_opt_str(raw, "lifecycle") or "static",
-        override=_override(raw.get("override")),
-        created_at=_time(raw, "createdAt"),
-        updated_at=_time(raw, "updatedAt"),
-        environment=_opt_str(raw, "environment"),
-        folder=_opt_str(raw, "folder"),
+        get("id") or "",
+        key,
+        value,
+        get("comment") or "",
+        tags,
+        get("path") or "/",
+        version,
+        kind or "secret",
+        get("lifecycle") or "static",
+        None if override is None else _override(override),
+        _time(raw, "createdAt"),
+        _time(raw, "updatedAt"),
+        get("environment"),
+        get("folder"),
     )
 
 

@@ -32,6 +32,7 @@ from ._cache import CacheKey, Fetched, process_cache
 from ._client import PhaseClient
 from ._config import UNSET, PhaseSettingsConfigDict, ResolvedConfig, resolve_config
 from ._errors import PhaseConfigError, PhaseError, PhaseUnavailableError
+from ._fastenv import FastEnvFields
 from ._models import LoadStatus, Secret
 from ._retry import Deadline
 from ._transport import api_base, auth_header, token_fingerprint
@@ -73,17 +74,38 @@ def load_options(**options: Any) -> Iterator[None]:
         _options.reset(token)
 
 
-@dataclass(slots=True)
 class LoadReport:
     """What the last load on this thread did; read by PhaseSettings, LiveSettings and the CLI."""
 
-    settings_cls: type | None = None
-    app_id: str | None = None
-    env: str | None = None
-    expected_keys: dict[str, list[str]] = field(default_factory=dict)
-    origins: dict[str, str] = field(default_factory=dict)  # Phase key -> folder
-    signature: tuple[Any, ...] | None = None  # ids, versions, update times of what was served
-    status: LoadStatus = field(default_factory=LoadStatus)
+    __slots__ = ("_source", "app_id", "env", "origins", "settings_cls", "signature", "status")
+
+    def __init__(
+        self,
+        source: PhaseSettingsSource | None = None,
+        app_id: str | None = None,
+        env: str | None = None,
+        origins: dict[str, str] | None = None,
+        signature: tuple[Any, ...] | None = None,
+        status: LoadStatus | None = None,
+    ):
+        self._source = source
+        self.settings_cls = source.settings_cls if source is not None else None
+        self.app_id = app_id
+        self.env = env
+        self.origins = origins or {}  # Phase key -> folder
+        self.signature = signature  # ids, versions, update times of what was served
+        self.status = status or LoadStatus()
+
+    @property
+    def expected_keys(self) -> dict[str, list[str]]:
+        """Field name -> the Phase keys that would fill it (computed when asked: errors, CLI)."""
+        source = self._source
+        if source is None:
+            return {}
+        return {
+            name: [env_name.upper() for _, env_name, _ in source._extract_field_info(f, name)]
+            for name, f in source.settings_cls.model_fields.items()
+        }
 
 
 _reports = threading.local()
@@ -183,7 +205,7 @@ def signature_of(fetched: Sequence[tuple[str | None, Fetched]]) -> tuple[Any, ..
     )
 
 
-class PhaseSettingsSource(EnvSettingsSource):
+class PhaseSettingsSource(FastEnvFields):
     """Settings source that reads the secrets of one Phase app and environment.
 
     Arguments left out fall through to the process environment, ``model_config``
@@ -434,13 +456,7 @@ class PhaseSettingsSource(EnvSettingsSource):
         signature: tuple[Any, ...] | None,
         status: LoadStatus,
     ) -> None:
-        expected = {
-            name: [env_name.upper() for _, env_name, _ in self._extract_field_info(f, name)]
-            for name, f in self.settings_cls.model_fields.items()
-        }
-        self.report = LoadReport(
-            self.settings_cls, config.app_id, config.env, expected, origins, signature, status
-        )
+        self.report = LoadReport(self, config.app_id, config.env, origins, signature, status)
         _reports.report = self.report
 
 
@@ -458,7 +474,11 @@ def _fetcher(client: PhaseClient, key: CacheKey, deadline: Deadline) -> Any:
     return fetch
 
 
-class _PhaseAwareDotEnvSource(DotEnvSettingsSource):
+class _FastEnvSource(FastEnvFields):
+    """The environment source of :class:`PhaseSettings`, with memoised field metadata."""
+
+
+class _PhaseAwareDotEnvSource(DotEnvSettingsSource, FastEnvFields):
     """The dotenv source without the ``PHASE_*`` configuration keys: they configure the Phase
     source, they are not fields (no ``extra_forbidden`` error that would echo a token)."""
 
@@ -472,13 +492,16 @@ class _PhaseAwareDotEnvSource(DotEnvSettingsSource):
         }
 
 
-def _without_phase_keys(source: PydanticBaseSettingsSource) -> PydanticBaseSettingsSource:
-    if type(source) is not DotEnvSettingsSource:
+def _upgrade(
+    source: PydanticBaseSettingsSource, stock: type, faster: type[PydanticBaseSettingsSource]
+) -> PydanticBaseSettingsSource:
+    """The same source as ``faster``: its state is reused (environment and env files were
+    read once already); a source the user customised is left alone."""
+    if type(source) is not stock:
         return source
-    # Reuse the instance's state: the env files were read once already.
-    wrapped = _PhaseAwareDotEnvSource.__new__(_PhaseAwareDotEnvSource)
-    wrapped.__dict__.update(source.__dict__)
-    return wrapped
+    upgraded = faster.__new__(faster)
+    upgraded.__dict__.update(source.__dict__)
+    return upgraded
 
 
 class PhaseSettings(BaseSettings):
@@ -514,9 +537,9 @@ class PhaseSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (
             init_settings,
-            env_settings,
+            _upgrade(env_settings, EnvSettingsSource, _FastEnvSource),
             PhaseSettingsSource(settings_cls),
-            _without_phase_keys(dotenv_settings),
+            _upgrade(dotenv_settings, DotEnvSettingsSource, _PhaseAwareDotEnvSource),
             file_secret_settings,
         )
 

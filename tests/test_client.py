@@ -40,20 +40,20 @@ def client(phase: Phase) -> Iterator[PhaseClient]:
 
 def test_list_secrets_returns_typed_records(phase: Phase, client: PhaseClient) -> None:
     phase.fake.set_secret(
-        phase.app_id, "development", "db_host", "db", comment="the db", tags=("backend",)
+        phase.app_id, "development", "db_host", "db-sekrit", comment="the db", tags=("backend",)
     )
     [secret] = client.list_secrets(phase.app_id, "Development")
     assert isinstance(secret, Secret)
     assert (secret.key, secret.value, secret.comment, secret.tags) == (
         "DB_HOST",
-        "db",
+        "db-sekrit",
         "the db",
         ("backend",),
     )
     assert secret.path == "/" and secret.version == 1 and secret.type == "secret"
     assert secret.created_at is not None and secret.created_at.tzinfo is not None
-    assert secret.override is None and secret.effective_value == "db"
-    assert "db" not in repr(secret).replace("DB_HOST", "")
+    assert secret.override is None and secret.effective_value == "db-sekrit"
+    assert "sekrit" not in repr(secret) + str(secret)
 
 
 def test_request_shape_headers_and_query(phase: Phase, client: PhaseClient) -> None:

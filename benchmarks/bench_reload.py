@@ -1,0 +1,106 @@
+"""1. Reload and 3. warm load, in one warm process.
+
+Reload: ``clear_cache(); Settings()`` vs the floor "one GET on a reused httpx.Client +
+json.loads + the same class built from the same values as environment variables". Both sides
+keep their connection, so the ratio is the library's own work. Target <= 1.10.
+
+Warm: ``Settings()`` with a warm cache vs the same class from environment variables only.
+Target <= 1.10.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import json
+import os
+import pstats
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import httpx  # noqa: E402
+from common import (  # noqa: E402
+    OUT,
+    env_settings_class,
+    median,
+    phase_settings_class,
+    secrets,
+    serve_fake,
+    timed,
+    verdict,
+)
+
+import phase_settings  # noqa: E402
+
+ROUNDS = 15
+INNER = 20
+
+
+def main() -> int:
+    fake, app_id, token = serve_fake()
+    values = secrets()
+    with fake.serve() as url:
+        Settings = phase_settings_class(
+            phase_app_id=app_id, phase_env="development", phase_token=token, phase_host=url
+        )
+        EnvSettings = env_settings_class()
+        http = httpx.Client()
+        auth = {"Authorization": "Bearer ServiceAccount " + token.split(":")[2]}
+        endpoint = f"{url}/service/public/v1/secrets/"
+        params = {"app_id": app_id, "env": "development", "path": "/"}
+
+        def floor_reload() -> object:
+            body = http.get(endpoint, params=params, headers=auth).content
+            json.loads(body)
+            return EnvSettings()
+
+        def reload() -> object:
+            phase_settings.clear_cache()
+            return Settings()
+
+        def warm() -> object:
+            return Settings()
+
+        def env_only() -> object:
+            return EnvSettings()
+
+        # correctness: both sides load the same values
+        os.environ.update(values)
+        try:
+            assert Settings().model_dump() == EnvSettings().model_dump()
+            for fn in (floor_reload, reload, warm, env_only):  # warm-up
+                timed(fn, 5)
+            reload_ratios, warm_ratios = [], []
+            for _ in range(ROUNDS):  # interleave so drift hits both sides alike
+                base = median(timed(floor_reload, INNER))
+                ours = median(timed(reload, INNER))
+                reload_ratios.append(ours / base)
+                base = median(timed(env_only, INNER))
+                ours = median(timed(warm, INNER))
+                warm_ratios.append(ours / base)
+            OUT.mkdir(exist_ok=True)
+            profile = cProfile.Profile()
+            profile.enable()
+            for _ in range(50):
+                reload()
+            profile.disable()
+            stats = pstats.Stats(profile)
+            stats.dump_stats(OUT / "reload.prof")
+            with (OUT / "reload.txt").open("w") as fh:
+                pstats.Stats(str(OUT / "reload.prof"), stream=fh).sort_stats(
+                    "cumulative"
+                ).print_stats(40)
+        finally:
+            for key in values:
+                os.environ.pop(key, None)
+            http.close()
+    print(f"  reload floor {median(timed(lambda: None, 1)) * 0:.0f}"
+          f"(profile saved to {OUT / 'reload.prof'})")
+    ok = verdict("1. reload: Settings() after clear_cache / floor", median(reload_ratios), 1.10)
+    ok &= verdict("3. warm load: cached Settings() / env vars only", median(warm_ratios), 1.10)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
