@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import httpx  # noqa: E402
-from common import (  # noqa: E402
+import httpx
+from common import (
     OUT,
     env_settings_class,
     median,
@@ -31,7 +31,7 @@ from common import (  # noqa: E402
     verdict,
 )
 
-import phase_settings  # noqa: E402
+import phase_settings
 
 ROUNDS = 15
 INNER = 20
@@ -95,8 +95,10 @@ def main() -> int:
             for key in values:
                 os.environ.pop(key, None)
             http.close()
-    print(f"  reload floor {median(timed(lambda: None, 1)) * 0:.0f}"
-          f"(profile saved to {OUT / 'reload.prof'})")
+    print(
+        f"  reload floor {median(timed(lambda: None, 1)) * 0:.0f}"
+        f"(profile saved to {OUT / 'reload.prof'})"
+    )
     ok = verdict("1. reload: Settings() after clear_cache / floor", median(reload_ratios), 1.10)
     ok &= verdict("3. warm load: cached Settings() / env vars only", median(warm_ratios), 1.10)
     return 0 if ok else 1

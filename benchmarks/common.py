@@ -39,8 +39,13 @@ def secrets(n: int = 200) -> dict[str, str]:
     return {f"FIELD_{i:03d}": value_for(i) for i in range(n)}
 
 
-_TYPES: dict[str, Any] = {"str": str, "int": int, "bool": bool, "secret": SecretStr,
-                          "list": list[str]}
+_TYPES: dict[str, Any] = {
+    "str": str,
+    "int": int,
+    "bool": bool,
+    "secret": SecretStr,
+    "list": list[str],
+}
 
 
 def annotations(n: int = 200) -> dict[str, Any]:
@@ -77,9 +82,11 @@ def serve_fake(n: int = 200, value_bytes: int | None = None) -> tuple[FakePhase,
     token = fake.add_service_account(envs=None)
     for key, value in secrets(n).items():
         if value_bytes is not None:
-            value = (value + "y" * value_bytes)[:value_bytes] if field_kind(
-                int(key[6:])
-            ) in ("str", "secret") else value
+            value = (
+                (value + "y" * value_bytes)[:value_bytes]
+                if field_kind(int(key[6:])) in ("str", "secret")
+                else value
+            )
         fake.set_secret(app_id, "development", key, value)
     return fake, app_id, token
 
@@ -100,6 +107,9 @@ def median(samples: list[float]) -> float:
 def verdict(name: str, value: float, target: float, unit: str = "", lower: bool = True) -> bool:
     ok = value <= target if lower else value >= target
     sign = "<=" if lower else ">="
-    print(f"{name:<44} {value:>9.3f}{unit}  (target {sign} {target:g}{unit})  "
-          f"{'PASS' if ok else 'FAIL'}", flush=True)
+    print(
+        f"{name:<44} {value:>9.3f}{unit}  (target {sign} {target:g}{unit})  "
+        f"{'PASS' if ok else 'FAIL'}",
+        flush=True,
+    )
     return ok

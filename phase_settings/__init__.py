@@ -9,8 +9,9 @@ class Settings(PhaseSettings):
 ```
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._cache import clear_cache, load_status
-from ._client import AsyncPhaseClient, PhaseClient
 from ._config import PhaseSettingsConfigDict
 from ._errors import (
     PhaseAuthError,
@@ -27,10 +28,38 @@ from ._errors import (
     PhaseTLSError,
     PhaseUnavailableError,
 )
-from ._live import LiveSettings, aload
 from ._models import LoadStatus, PhaseApp, PhaseEnvironment, Secret, SecretOverride
 from ._source import PhaseSettings, PhaseSettingsSource
 from ._version import __version__
+
+# Loaded on first use (PEP 562): an app that only declares settings, or runs without a
+# token, never pays for the HTTP client, httpcore or the refresh machinery.
+_LAZY = {
+    "AsyncPhaseClient": "._client",
+    "PhaseClient": "._client",
+    "LiveSettings": "._live",
+    "aload": "._live",
+}
+
+if TYPE_CHECKING:
+    from ._client import AsyncPhaseClient, PhaseClient
+    from ._live import LiveSettings, aload
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'phase_settings' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "AsyncPhaseClient",

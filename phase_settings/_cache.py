@@ -17,15 +17,15 @@ import weakref
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
-
-from cachetools import TLRUCache
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._errors import PhaseConnectionError
 from ._models import LoadStatus, Secret
 from ._retry import Deadline
+
+if TYPE_CHECKING:
+    from cachetools import TLRUCache
 
 __all__ = ["CacheKey", "Fetched", "SecretCache", "clear_cache", "load_status", "process_cache"]
 
@@ -39,8 +39,7 @@ class CacheKey(NamedTuple):
     token_fingerprint: str
 
 
-@dataclass(frozen=True, slots=True)
-class Fetched:
+class Fetched(NamedTuple):
     """The secrets of one (app, env, path) as fetched once from Phase."""
 
     secrets: tuple[Secret, ...]
@@ -73,18 +72,29 @@ class SecretCache:
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
-        self._fresh: TLRUCache[CacheKey, Fetched] = TLRUCache(
-            self._maxsize, ttu=_ttu, timer=self._timer
-        )
+        self._fresh_cache: TLRUCache[CacheKey, Fetched] | None = None
         self._last_good: dict[CacheKey, Fetched] = {}
         self._inflight: dict[CacheKey, Future[Fetched]] = {}
         self._ainflight: dict[tuple[int, CacheKey], asyncio.Future[Fetched]] = {}
         self._status: weakref.WeakKeyDictionary[type, LoadStatus] = weakref.WeakKeyDictionary()
 
+    @property
+    def _fresh(self) -> TLRUCache[CacheKey, Fetched]:
+        # Built on first use: a process that never talks to Phase never imports cachetools.
+        if self._fresh_cache is None:
+            import cachetools
+
+            self._fresh_cache = cachetools.TLRUCache(self._maxsize, ttu=_ttu, timer=self._timer)
+        return self._fresh_cache
+
     def after_fork_in_child(self) -> None:
         """A forked child must not wait on the parent's in-flight fetches or a lock some parent
         thread held at fork time; cached values stay usable."""
-        fresh = dict(self._fresh.items()) if not self._lock.locked() else {}
+        fresh = (
+            dict(self._fresh_cache.items())
+            if self._fresh_cache is not None and not self._lock.locked()
+            else {}
+        )
         last_good = dict(self._last_good)
         status = dict(self._status.items())
         self._reset()

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from dotenv import dotenv_values
 from pydantic import SecretStr
@@ -108,8 +107,7 @@ DEFAULTS: dict[str, Any] = {
 PHASE_JSON_DEPTH = 8
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedConfig:
+class ResolvedConfig(NamedTuple):
     """The ``phase_*`` settings of one load, every value resolved and checked."""
 
     token: SecretStr | None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ._errors import PhaseResponseError
 
@@ -27,8 +27,7 @@ __all__ = [
 MASK = "****"
 
 
-@dataclass(frozen=True, slots=True)
-class SecretOverride:
+class SecretOverride(NamedTuple):
     """A personal override of a secret (user tokens only)."""
 
     id: str
@@ -77,8 +76,7 @@ class Secret:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class PhaseApp:
+class PhaseApp(NamedTuple):
     """An app listed by ``GET /v1/apps/``."""
 
     id: str

@@ -10,9 +10,8 @@ import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC
-from email.utils import parsedate_to_datetime
+from typing import NamedTuple
 
 __all__ = [
     "BACKOFF_BASE",
@@ -72,6 +71,8 @@ def _parse_retry_after(value: str | bytes | None, now: float | None) -> float | 
     text = _LEAP_SECOND.sub(r"\1:59", value.strip())
     if not any(ch.isalpha() for ch in text):
         return None  # a date always names a month; "1.5" or "-1" is junk, not a date
+    from email.utils import parsedate_to_datetime  # rarely needed: Phase sends delta-seconds
+
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, OverflowError, IndexError):
@@ -131,8 +132,7 @@ class Deadline:
         return f"Deadline(remaining={self.remaining():.3f})"
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(NamedTuple):
     """How a client retries: the numbers of DESIGN §4, and the clock and sleep it uses."""
 
     max_attempts: int = 3
@@ -141,7 +141,7 @@ class RetryPolicy:
     retry_after_cap: float = RETRY_AFTER_CAP
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
-    rng: random.Random = field(default_factory=random.Random)
+    rng: random.Random | None = None  # None: the module's shared generator
 
     def backoff(self, attempt: int) -> float:
         return full_jitter(attempt, base=self.backoff_base, cap=self.backoff_cap, rng=self.rng)

@@ -15,9 +15,9 @@ import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import (
@@ -29,7 +29,6 @@ from pydantic_settings import (
 from pydantic_settings.sources.utils import parse_env_vars
 
 from ._cache import CacheKey, Fetched, process_cache
-from ._client import PhaseClient
 from ._config import UNSET, PhaseSettingsConfigDict, ResolvedConfig, resolve_config
 from ._errors import PhaseConfigError, PhaseError, PhaseUnavailableError
 from ._fastenv import FastEnvFields
@@ -40,6 +39,8 @@ from ._transport import api_base, auth_header, token_fingerprint
 if TYPE_CHECKING:
     from pydantic_settings.sources.utils import InitState
 
+    from ._client import PhaseClient
+
 __all__ = ["LoadOptions", "PhaseSettings", "PhaseSettingsSource", "load_options"]
 
 logger = logging.getLogger("phase_settings")
@@ -47,15 +48,16 @@ logger = logging.getLogger("phase_settings")
 _UNRESOLVED = re.compile(r"\$\{(?!\{)[^{}]+\}")
 
 
+_EMPTY: Mapping[Any, Any] = MappingProxyType({})
+
 # --- per-load options (set by LiveSettings and aload) --------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class LoadOptions:
+class LoadOptions(NamedTuple):
     force: bool = False  # bypass the TTL (LiveSettings.refresh)
     fallback: bool = True  # False: raise instead of serving stale or .env values
-    prefetched: Mapping[CacheKey, Fetched] = field(default_factory=dict)  # filled by aload
-    errors: Mapping[CacheKey, PhaseError] = field(default_factory=dict)  # aload's failures
+    prefetched: Mapping[CacheKey, Fetched] = _EMPTY  # filled by aload
+    errors: Mapping[CacheKey, PhaseError] = _EMPTY  # aload's failures
 
 
 _options: contextvars.ContextVar[LoadOptions | None] = contextvars.ContextVar(
@@ -138,6 +140,8 @@ def shared_client(config: ResolvedConfig) -> PhaseClient:
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
+            from ._client import PhaseClient  # loaded by the first load that has a token
+
             if len(_clients) >= _MAX_CLIENTS:
                 _clients.pop(next(iter(_clients))).close()
             client = _clients[key] = PhaseClient(

@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import ipaddress
 import os
 import re
 import ssl
 import threading
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-import httpcore
 import httpx
 from pydantic import SecretStr
 
@@ -97,6 +93,8 @@ def is_loopback(host: str) -> bool:
     host = host.strip("[]").lower().rstrip(".")
     if host == "localhost" or host.endswith(".localhost"):
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -174,6 +172,8 @@ def _proxy_for(url: str) -> str | None:
     host = parts.hostname or ""
     if is_loopback(host):
         return None
+    import urllib.request
+
     proxies = urllib.request.getproxies()
     proxy = proxies.get(parts.scheme) or proxies.get("all")
     if not proxy or urllib.request.proxy_bypass(host):
@@ -181,11 +181,11 @@ def _proxy_for(url: str) -> str | None:
     return proxy
 
 
-# --- the deadline-aware network backend -------------------------------------------------------
+# --- the deadline of the load running on this thread --------------------------------------------
 #
 # httpx's read timeout applies to each read, so a server that drips one byte a second keeps a
-# request alive forever. Every socket operation below is clamped to the time left before the
-# deadline of the load running on this thread, so a load never outlives its deadline.
+# request alive forever. The network backend in ``_deadline`` clamps every socket operation to
+# the time left before the deadline of the load running on this thread.
 
 _local = threading.local()
 
@@ -201,74 +201,18 @@ def deadline_scope(deadline: Deadline) -> Iterator[None]:
         _local.deadline = previous
 
 
-def _clamp(timeout: float | None) -> float | None:
-    deadline: Deadline | None = getattr(_local, "deadline", None)
-    if deadline is None:
-        return timeout
-    remaining = deadline.remaining()
-    if remaining <= 0:
-        raise httpcore.ReadTimeout("the load's deadline passed")
-    return remaining if timeout is None else min(timeout, remaining)
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    def __init__(self, stream: httpcore.NetworkStream):
-        self._stream = stream
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, _clamp(timeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, _clamp(timeout))
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        return _DeadlineStream(
-            self._stream.start_tls(ssl_context, server_hostname, _clamp(timeout))
-        )
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._stream.get_extra_info(info)
-
-
-class _DeadlineBackend(httpcore.NetworkBackend):
-    def __init__(self) -> None:
-        self._backend = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.NetworkStream:
-        stream = self._backend.connect_tcp(
-            host, port, _clamp(timeout), local_address, socket_options
-        )
-        return _DeadlineStream(stream)
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Any = None
-    ) -> httpcore.NetworkStream:  # pragma: no cover - Phase is never on a unix socket
-        return _DeadlineStream(self._backend.connect_unix_socket(path, _clamp(timeout)))
-
-    def sleep(
-        self, seconds: float
-    ) -> None:  # pragma: no cover - retries are ours, never httpcore's
-        self._backend.sleep(seconds)
+def current_deadline() -> Deadline | None:
+    """The deadline of the load running on this thread, if any."""
+    return getattr(_local, "deadline", None)
 
 
 def build_transport(base: str, verify: bool | str) -> httpx.HTTPTransport:
     """The sync transport: TLS verified, no transport-level retries, proxies only off loopback,
     every socket operation bounded by the current load's deadline."""
+    import httpcore  # only a process that talks to Phase pays for it
+
+    from ._deadline import DeadlineBackend
+
     context = ssl_context(verify)
     proxy = _proxy_for(base)
     transport = httpx.HTTPTransport(verify=context, retries=0, trust_env=False, proxy=proxy)
@@ -282,7 +226,7 @@ def build_transport(base: str, verify: bool | str) -> httpx.HTTPTransport:
             http1=True,
             http2=False,
             retries=0,
-            network_backend=_DeadlineBackend(),
+            network_backend=DeadlineBackend(),
         )
     return transport
 
