@@ -3,8 +3,9 @@ settings from the loopback fake, vs a new process that does one raw ``httpx.get`
 the same class from environment variables. The two alternate; median of 11 pairs.
 Target: ratio <= 1.05.
 
-4. Import cost: ``from phase_settings import PhaseSettings, …`` inside a process that has already imported
-pydantic_settings and httpx, run from outside the checkout (median of 7). Target <= 10 ms,
+4. Import cost: ``from phase_settings import PhaseSettings, …`` inside a process that has
+already imported pydantic_settings and httpx, run from outside the checkout (median of 9).
+Target <= 10 ms,
 and neither Django, Flask nor the command line is imported.
 """
 
