@@ -20,7 +20,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ._errors import PhaseConnectionError
+from ._errors import PhaseConnectionError, PhaseUnavailableError
 from ._models import LoadStatus, Secret
 from ._retry import Deadline
 
@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from cachetools import TLRUCache
 
 __all__ = ["CacheKey", "Fetched", "SecretCache", "clear_cache", "load_status", "process_cache"]
+
+
+FAILURE_BACKOFF_START = 1.0
+FAILURE_BACKOFF_MAX = 300.0
 
 
 class CacheKey(NamedTuple):
@@ -77,6 +81,8 @@ class SecretCache:
         self._inflight: dict[CacheKey, Future[Fetched]] = {}
         self._ainflight: dict[tuple[int, CacheKey], asyncio.Future[Fetched]] = {}
         self._status: weakref.WeakKeyDictionary[type, LoadStatus] = weakref.WeakKeyDictionary()
+        # key -> (consecutive failures, retry not before (timer), the error that ended it)
+        self._failures: dict[CacheKey, tuple[int, float, PhaseUnavailableError]] = {}
 
     @property
     def _fresh(self) -> TLRUCache[CacheKey, Fetched]:
@@ -139,6 +145,12 @@ class SecretCache:
                 hit = self._fresh.get(key)
                 if hit is not None:
                     return hit, True
+            if not force:
+                # During an outage, loads do not queue up behind one timeout after another:
+                # the last error is served again until the backoff (1 s doubling to 5 min) ends.
+                failure = self._failures.get(key)
+                if failure is not None and self._timer() < failure[1]:
+                    raise failure[2]
             future = self._inflight.get(key)
             leader = future is None
             if future is None:
@@ -156,6 +168,7 @@ class SecretCache:
             future.set_result(entry)
             return entry, False
         except BaseException as exc:
+            self.note_failure(key, exc)
             future.set_exception(exc)
             raise
         finally:
@@ -169,7 +182,17 @@ class SecretCache:
             if ttl > 0:
                 self._fresh[key] = entry
             self._last_good[key] = entry
+            self._failures.pop(key, None)
         return entry
+
+    def note_failure(self, key: CacheKey, exc: BaseException) -> None:
+        """Start or lengthen the backoff of ``key`` after Phase could not answer."""
+        if not isinstance(exc, PhaseUnavailableError):
+            return
+        with self._lock:
+            count = self._failures.get(key, (0, 0.0, exc))[0] + 1
+            wait = min(FAILURE_BACKOFF_MAX, FAILURE_BACKOFF_START * 2 ** min(count - 1, 16))
+            self._failures[key] = (count, self._timer() + wait, exc)
 
     async def afetch(
         self,
@@ -182,10 +205,14 @@ class SecretCache:
     ) -> tuple[Fetched, bool]:
         """The asyncio twin of :meth:`fetch`: concurrent tasks of one event loop share one
         request."""
-        if not force and ttl > 0:
-            hit = self.get_fresh(key)
+        if not force:
+            with self._lock:
+                hit = self._fresh.get(key) if ttl > 0 else None
+                failure = self._failures.get(key)
             if hit is not None:
                 return hit, True
+            if failure is not None and self._timer() < failure[1]:
+                raise failure[2]
         loop = asyncio.get_running_loop()
         slot = (id(loop), key)
         future = self._ainflight.get(slot)
@@ -207,6 +234,7 @@ class SecretCache:
             future.cancel()
             raise
         except BaseException as exc:
+            self.note_failure(key, exc)
             future.set_exception(exc)
             future.exception()  # retrieved: no "never retrieved" warning when nobody waited
             raise
@@ -228,6 +256,7 @@ class SecretCache:
             self._fresh.clear()
             self._last_good.clear()
             self._status.clear()
+            self._failures.clear()
 
 
 process_cache = SecretCache()

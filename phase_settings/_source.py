@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import re
 import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -464,7 +466,16 @@ class PhaseSettingsSource(FastEnvFields):
         _reports.report = self.report
 
 
-_announced: set[type] = set()
+_announced: weakref.WeakSet[type] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    global _clients_lock
+    _clients_lock = threading.Lock()  # a parent thread may have held it at fork time
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _fetcher(client: PhaseClient, key: CacheKey, deadline: Deadline) -> Any:

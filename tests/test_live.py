@@ -303,3 +303,24 @@ def _eventually(predicate: Any, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return bool(predicate())
+
+
+def test_an_outage_is_not_retried_on_every_load(live_phase: Phase, tmp_path: Path) -> None:
+    """During an outage each Settings() serves the last good values at once instead of
+    waiting out another round of retries: Phase is asked again after 1 s, 2 s, 4 s..."""
+    Settings = make_settings(live_phase, phase_cache_ttl=0.1, phase_deadline=1.0)
+    assert Settings().workers == 2  # type: ignore[attr-defined]
+    time.sleep(0.15)
+    live_phase.fake.fail_next(503, times=1000)
+    live_phase.fake.clear_requests()
+    started = time.monotonic()
+    for _ in range(50):
+        assert Settings().workers == 2  # type: ignore[attr-defined]
+    elapsed = time.monotonic() - started
+    assert load_status(Settings).source == "stale"
+    assert len(live_phase.fake.requests) <= 3  # one failed load (3 attempts), then backoff
+    assert elapsed < 2.0
+    live_phase.fake.clear_faults()
+    live_phase.set("WORKERS", "5")
+    assert _eventually(lambda: Settings().workers == 5, 3.0)  # type: ignore[attr-defined]
+    assert load_status(Settings).source in ("phase", "cache")
