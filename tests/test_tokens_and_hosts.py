@@ -70,7 +70,11 @@ def test_token_parser_never_raises_anything_but_config_error(text: str) -> None:
         assert len(value) == 64 and all(c in string.hexdigits for c in value)
 
 
-@given(st.sampled_from(["pss_service", "pss_user"]), st.integers(0, 99), st.binary(min_size=32, max_size=32))
+@given(
+    st.sampled_from(["pss_service", "pss_user"]),
+    st.integers(0, 99),
+    st.binary(min_size=32, max_size=32),
+)
 def test_generated_valid_tokens_round_trip(prefix: str, version: int, raw: bytes) -> None:
     value = raw.hex()
     header = auth_header(f"{prefix}:v{version}:{value}:{OTHER}:{OTHER}:{OTHER}")

@@ -1,0 +1,7 @@
+"""URLs of the example project."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [path("", views.index)]
