@@ -20,7 +20,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ._errors import PhaseConnectionError, PhaseUnavailableError
+from ._errors import PhaseConnectionError, PhaseError, PhaseUnavailableError, fresh
 from ._models import LoadStatus, Secret
 from ._retry import Deadline
 
@@ -150,7 +150,7 @@ class SecretCache:
                 # the last error is served again until the backoff (1 s doubling to 5 min) ends.
                 failure = self._failures.get(key)
                 if failure is not None and self._timer() < failure[1]:
-                    raise failure[2]
+                    raise fresh(failure[2])
             future = self._inflight.get(key)
             leader = future is None
             if future is None:
@@ -163,6 +163,9 @@ class SecretCache:
                     "the load's deadline passed while waiting for a concurrent load of the "
                     "same secrets"
                 ) from None
+            except PhaseError as exc:
+                error = exc  # the leader's error, as a copy: its traceback stays the leader's
+            raise fresh(error)
         try:
             entry = self.store(key, fetch(), ttl)
             future.set_result(entry)
@@ -212,7 +215,7 @@ class SecretCache:
             if hit is not None:
                 return hit, True
             if failure is not None and self._timer() < failure[1]:
-                raise failure[2]
+                raise fresh(failure[2])
         loop = asyncio.get_running_loop()
         slot = (id(loop), key)
         future = self._ainflight.get(slot)
@@ -225,6 +228,9 @@ class SecretCache:
                     "the load's deadline passed while waiting for a concurrent load of the "
                     "same secrets"
                 ) from None
+            except PhaseError as exc:
+                error = exc
+            raise fresh(error)
         future = self._ainflight[slot] = loop.create_future()
         try:
             entry = self.store(key, await fetch(), ttl)

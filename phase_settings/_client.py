@@ -35,7 +35,9 @@ from ._errors import (
     PhaseServerError,
     PhaseSSEDisabledError,
     PhaseTLSError,
+    ascrubbed,
     sanitize_server_text,
+    scrubbed,
 )
 from ._models import (
     PhaseApp,
@@ -415,6 +417,7 @@ class PhaseClient(_BaseClient):
         PhaseConfigError: no token, a malformed token, or a refused host.
     """
 
+    @scrubbed()
     def __init__(
         self,
         token: Any = None,
@@ -566,6 +569,7 @@ class PhaseClient(_BaseClient):
 
     # -- the REST API -------------------------------------------------------------------------
 
+    @scrubbed()
     def list_secrets(
         self,
         app_id: str,
@@ -593,6 +597,7 @@ class PhaseClient(_BaseClient):
         params = self._secret_params(app_id, env, path, key, tags)
         return parse_secrets(self._request("GET", _SECRETS, params=params, deadline=deadline))
 
+    @scrubbed()
     def create_secrets(
         self,
         app_id: str,
@@ -611,6 +616,7 @@ class PhaseClient(_BaseClient):
             self._request("POST", _SECRETS, params=params, json_body=body, deadline=deadline)
         )
 
+    @scrubbed()
     def update_secrets(
         self,
         app_id: str,
@@ -628,6 +634,7 @@ class PhaseClient(_BaseClient):
             self._request("PUT", _SECRETS, params=params, json_body=body, deadline=deadline)
         )
 
+    @scrubbed()
     def delete_secrets(
         self,
         app_id: str,
@@ -646,10 +653,12 @@ class PhaseClient(_BaseClient):
         )
         return len(id_list)
 
+    @scrubbed()
     def list_apps(self, *, deadline: Deadline | float | None = None) -> list[PhaseApp]:
         """Apps the token can access (``GET /v1/apps/``)."""
         return parse_apps(self._request("GET", "/v1/apps/", deadline=deadline))
 
+    @scrubbed()
     def list_environments(
         self, app_id: str, *, deadline: Deadline | float | None = None
     ) -> list[PhaseEnvironment]:
@@ -662,6 +671,7 @@ class PhaseClient(_BaseClient):
 class AsyncPhaseClient(_BaseClient):
     """Asynchronous twin of :class:`PhaseClient` (same arguments; ``sleep`` is awaitable)."""
 
+    @scrubbed()
     def __init__(
         self,
         token: Any = None,
@@ -801,6 +811,7 @@ class AsyncPhaseClient(_BaseClient):
                 raise outcome.error
             await self._asleep(wait)
 
+    @ascrubbed
     async def list_secrets(
         self,
         app_id: str,
@@ -815,6 +826,7 @@ class AsyncPhaseClient(_BaseClient):
         params = self._secret_params(app_id, env, path, key, tags)
         return parse_secrets(await self._request("GET", _SECRETS, params=params, deadline=deadline))
 
+    @ascrubbed
     async def create_secrets(
         self,
         app_id: str,
@@ -832,6 +844,7 @@ class AsyncPhaseClient(_BaseClient):
             await self._request("POST", _SECRETS, params=params, json_body=body, deadline=deadline)
         )
 
+    @ascrubbed
     async def update_secrets(
         self,
         app_id: str,
@@ -849,6 +862,7 @@ class AsyncPhaseClient(_BaseClient):
             await self._request("PUT", _SECRETS, params=params, json_body=body, deadline=deadline)
         )
 
+    @ascrubbed
     async def delete_secrets(
         self,
         app_id: str,
@@ -867,10 +881,12 @@ class AsyncPhaseClient(_BaseClient):
         )
         return len(id_list)
 
+    @ascrubbed
     async def list_apps(self, *, deadline: Deadline | float | None = None) -> list[PhaseApp]:
         """See :meth:`PhaseClient.list_apps`."""
         return parse_apps(await self._request("GET", "/v1/apps/", deadline=deadline))
 
+    @ascrubbed
     async def list_environments(
         self, app_id: str, *, deadline: Deadline | float | None = None
     ) -> list[PhaseEnvironment]:

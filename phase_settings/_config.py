@@ -17,7 +17,7 @@ from dotenv import dotenv_values
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from ._errors import PhaseConfigError
+from ._errors import PhaseConfigError, scrubbed
 from ._transport import env_flag, parse_verify_ssl
 
 __all__ = [
@@ -234,6 +234,7 @@ def _number(name: str, value: Any, kind: type[int] | type[float], minimum: float
     return number
 
 
+@scrubbed()
 def resolve_config(
     settings_config: Mapping[str, Any],
     arguments: Mapping[str, Any],

@@ -6,7 +6,11 @@ a reply is Phase's own ``error`` field, cut to 200 characters with control chara
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 __all__ = [
     "PhaseAuthError",
@@ -22,7 +26,11 @@ __all__ = [
     "PhaseServerError",
     "PhaseTLSError",
     "PhaseUnavailableError",
+    "ascrubbed",
+    "fresh",
     "sanitize_server_text",
+    "scrubbed",
+    "without_tracebacks",
 ]
 
 _MAX_SERVER_TEXT = 200
@@ -135,3 +143,77 @@ class PhaseRateLimitError(PhaseUnavailableError):
     ):
         super().__init__(message, status=status, error=error)
         self.retry_after = retry_after
+
+
+# --- keeping secrets out of tracebacks --------------------------------------------------------
+#
+# Error trackers (Sentry, Rollbar, ``TracebackException(capture_locals=True)``) record the local
+# variables of every frame an exception passed through. Frames of ours hold tokens (arguments,
+# the environment) and values (a decoded reply, a request body). The public entry points that
+# see them re-raise their errors from a frame that has dropped its arguments, with a fresh
+# traceback, so no such frame is recorded.
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+_E = TypeVar("_E", bound=BaseException)
+
+_SCRUBBED: tuple[type[BaseException], ...] = (PhaseError,)
+
+
+def scrubbed(
+    *kinds: type[BaseException],
+) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Re-raise ``PhaseError`` (and ``kinds``) from a frame without the arguments or locals."""
+    catch = _SCRUBBED + kinds
+
+    def decorate(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(fn)
+        def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return fn(*args, **kwargs)
+            except catch as exc:
+                error = exc
+            del args, kwargs
+            raise without_tracebacks(error)
+
+        return wrapper
+
+    return decorate
+
+
+def ascrubbed(
+    fn: Callable[_P, Coroutine[Any, Any, _R]],
+) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """:func:`scrubbed` for coroutine functions."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await fn(*args, **kwargs)
+        except PhaseError as exc:
+            error = exc
+        del args, kwargs
+        raise without_tracebacks(error)
+
+    return wrapper
+
+
+def without_tracebacks(error: _E) -> _E:
+    """``error`` with no traceback, nor any on the exceptions it was raised from (whose frames
+    hold the value being parsed when a decode failed)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__
+    return error
+
+
+def fresh(error: _E) -> _E:
+    """A copy of ``error`` without its traceback: an error served again (single-flight waiters,
+    the outage backoff) must not grow one traceback with every load's frames."""
+    duplicate = copy.copy(error)
+    duplicate.__traceback__ = None
+    return duplicate

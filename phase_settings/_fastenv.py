@@ -18,6 +18,8 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import EnvSettingsSource, SettingsError
 from pydantic_settings.sources.types import EnvNoneType
 
+from ._errors import scrubbed
+
 __all__ = ["FastEnvFields"]
 
 _Memo = dict[tuple[Any, ...], tuple[Any, Any]]
@@ -80,6 +82,7 @@ class FastEnvFields(EnvSettingsSource):
                 return True  # a head split at the first delimiter cannot match: do the full pass
         return False
 
+    @scrubbed(SettingsError)
     def __call__(self) -> dict[str, Any]:
         delimiter = self.env_nested_delimiter
         heads = (

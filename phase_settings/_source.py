@@ -27,12 +27,20 @@ from pydantic_settings import (
     DotEnvSettingsSource,
     EnvSettingsSource,
     PydanticBaseSettingsSource,
+    SettingsError,
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
 from ._cache import CacheKey, Fetched, process_cache
 from ._config import UNSET, PhaseSettingsConfigDict, ResolvedConfig, resolve_config
-from ._errors import PhaseConfigError, PhaseError, PhaseUnavailableError
+from ._errors import (
+    PhaseConfigError,
+    PhaseError,
+    PhaseUnavailableError,
+    fresh,
+    scrubbed,
+    without_tracebacks,
+)
 from ._fastenv import FastEnvFields
 from ._models import LoadStatus, Secret
 from ._retry import Deadline
@@ -127,25 +135,44 @@ _clients_lock = threading.Lock()
 _MAX_CLIENTS = 16
 
 
-def shared_client(config: ResolvedConfig) -> PhaseClient:
-    """The process's client for this configuration (one connection pool per token and host)."""
+_users: dict[PhaseClient, int] = {}  # loads using each shared client now
+_retired: set[PhaseClient] = set()  # evicted while in use: closed by its last user
+
+
+@scrubbed()
+def identity(config: ResolvedConfig) -> tuple[str, str]:
+    """(API base, token fingerprint) of a configuration; raises PhaseConfigError when either
+    the host or the token is unusable (the token is never echoed)."""
     assert config.token is not None
-    header = auth_header(config.token, name=_token_name(config))
+    base = api_base(config.host, allow_http=config.allow_http)
+    return base, token_fingerprint(auth_header(config.token, name=_token_name(config)))
+
+
+@contextmanager
+def borrow_client(config: ResolvedConfig) -> Iterator[PhaseClient]:
+    """The process's client for this configuration (one connection pool per token and host),
+    held for the duration of one load: an eviction never closes a client that a load uses."""
+    base, fingerprint = identity(config)
     key = (
-        token_fingerprint(header),
-        api_base(config.host, allow_http=config.allow_http),
+        fingerprint,
+        base,
         config.verify_ssl,
         config.timeout,
         config.max_attempts,
         config.max_response_bytes,
     )
+    to_close: list[PhaseClient] = []
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
             from ._client import PhaseClient  # loaded by the first load that has a token
 
             if len(_clients) >= _MAX_CLIENTS:
-                _clients.pop(next(iter(_clients))).close()
+                evicted = _clients.pop(next(iter(_clients)))
+                if _users.get(evicted):
+                    _retired.add(evicted)
+                else:
+                    to_close.append(evicted)
             client = _clients[key] = PhaseClient(
                 config.token,
                 config.host,
@@ -156,7 +183,22 @@ def shared_client(config: ResolvedConfig) -> PhaseClient:
                 allow_http=config.allow_http,
                 max_response_bytes=config.max_response_bytes,
             )
-        return client
+        _users[client] = _users.get(client, 0) + 1
+    for old in to_close:
+        old.close()
+    try:
+        yield client
+    finally:
+        with _clients_lock:
+            _users[client] -= 1
+            last = _users[client] == 0
+            if last:
+                del _users[client]
+            close = last and client in _retired
+            if close:
+                _retired.discard(client)
+        if close:
+            client.close()
 
 
 def _token_name(config: ResolvedConfig) -> str:
@@ -179,6 +221,7 @@ def warn_unresolved(secrets: Sequence[Secret]) -> None:
             )
 
 
+@scrubbed()
 def merge_secrets(
     fetched: Sequence[tuple[str | None, Fetched]], *, use_overrides: bool
 ) -> tuple[dict[str, str], dict[str, str]]:
@@ -321,8 +364,14 @@ class PhaseSettingsSource(FastEnvFields):
         """The ``phase_*`` settings this source would load with now."""
         return resolve_config(self.settings_cls.model_config, self._arguments)
 
-    def client_for(self, config: ResolvedConfig) -> PhaseClient:
-        return self._client if self._client is not None else shared_client(config)
+    @contextmanager
+    def client_for(self, config: ResolvedConfig) -> Iterator[PhaseClient]:
+        """The injected client, else a borrowed shared one, for one load."""
+        if self._client is not None:
+            yield self._client
+        else:
+            with borrow_client(config) as client:
+                yield client
 
     def enabled(self, config: ResolvedConfig) -> bool:
         """False when no token is configured (local development); raises if one is required."""
@@ -348,17 +397,13 @@ class PhaseSettingsSource(FastEnvFields):
         return False
 
     def cache_keys(self, config: ResolvedConfig) -> list[CacheKey]:
-        client = self.client_for(config)
+        if self._client is not None:
+            base, fingerprint = self._client.base_url, self._client.token_fingerprint
+        else:
+            base, fingerprint = identity(config)
         assert config.app_id is not None
         return [
-            CacheKey(
-                client.base_url,
-                config.app_id,
-                config.env,
-                path,
-                config.tags,
-                client.token_fingerprint,
-            )
+            CacheKey(base, config.app_id, config.env, path, config.tags, fingerprint)
             for path in (config.paths if config.paths is not None else (None,))
         ]
 
@@ -366,20 +411,19 @@ class PhaseSettingsSource(FastEnvFields):
         self, config: ResolvedConfig, options: LoadOptions
     ) -> tuple[list[tuple[CacheKey, Fetched]], bool]:
         """The entries of every path of this load, and whether all came from the cache."""
-        client = self.client_for(config)
         deadline = Deadline(config.deadline)
         fetched: list[tuple[CacheKey, Fetched]] = []
         all_cached = True
         for key in self.cache_keys(config):
             if key in options.errors:
-                raise options.errors[key]
+                raise fresh(options.errors[key])
             entry = options.prefetched.get(key)
             if entry is not None:
                 all_cached = False
             else:
                 entry, cached = process_cache.fetch(
                     key,
-                    _fetcher(client, key, deadline),
+                    _fetcher(self, config, key, deadline),
                     ttl=config.cache_ttl,
                     deadline=deadline,
                     force=options.force,
@@ -478,11 +522,14 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _fetcher(client: PhaseClient, key: CacheKey, deadline: Deadline) -> Any:
+def _fetcher(
+    source: PhaseSettingsSource, config: ResolvedConfig, key: CacheKey, deadline: Deadline
+) -> Any:
     def fetch() -> list[Secret]:
-        secrets = client.list_secrets(
-            key.app_id, key.env, path=key.path, tags=key.tags or None, deadline=deadline
-        )
+        with source.client_for(config) as client:
+            secrets = client.list_secrets(
+                key.app_id, key.env, path=key.path, tags=key.tags or None, deadline=deadline
+            )
         warn_unresolved(secrets)
         return secrets
 
@@ -537,9 +584,16 @@ class PhaseSettings(BaseSettings):
     def __init__(self, **values: Any) -> None:
         try:
             super().__init__(**values)
-        except ValidationError as exc:
-            _explain_missing(exc, type(self))
-            raise
+            return
+        except (ValidationError, SettingsError, PhaseError) as exc:
+            error = exc
+        # Raised again from a frame without the init kwargs, with a fresh traceback: error
+        # trackers that record local variables never see a secret (pydantic's own frames hold
+        # the input by design; `hide_input_in_errors` keeps it out of the message).
+        del values
+        if isinstance(error, ValidationError):
+            _explain_missing(error, type(self))
+        raise without_tracebacks(error)
 
     @classmethod
     def settings_customise_sources(

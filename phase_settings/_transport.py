@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import SecretStr
 
-from ._errors import PhaseConfigError
+from ._errors import PhaseConfigError, scrubbed
 from ._retry import Deadline
 
 __all__ = [
@@ -48,6 +48,7 @@ def _secret(token: str | SecretStr) -> str:
     return token.get_secret_value() if isinstance(token, SecretStr) else token
 
 
+@scrubbed()
 def auth_header(token: str | SecretStr, *, name: str = "PHASE_SERVICE_TOKEN") -> str:
     """The ``Authorization`` header value for a Phase token, in any of its documented forms.
 
@@ -101,6 +102,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+@scrubbed()
 def api_base(host: str | None, *, allow_http: bool = False) -> str:
     """The API base URL for ``PHASE_HOST``.
 

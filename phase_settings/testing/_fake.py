@@ -374,7 +374,6 @@ class FakePhase:
         self._secret_index: dict[str, _Secret] = {}
         self._folders: dict[tuple[str, str], str] = {}
         self._overrides: dict[tuple[str, str], _Override] = {}
-        self._accounts: dict[str, _Account] = {}
         self._tokens: dict[str, _Account] = {}
         self._rate: tuple[int, int] | None = None
         self._history: dict[str, deque[float]] = {}
@@ -1760,7 +1759,6 @@ class FakePhase:
         value = secrets.token_hex(32)
         token = ":".join((prefix, value, *(secrets.token_hex(32) for _ in range(3))))
         with self._lock:
-            self._accounts[account.id] = account
             self._tokens[value] = account
         return token
 
