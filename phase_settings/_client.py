@@ -81,6 +81,13 @@ def _tls_failure(exc: BaseException) -> bool:
     return "CERTIFICATE_VERIFY_FAILED" in text or "SSL:" in text
 
 
+def _transient_protocol_error(exc: Exception) -> bool:
+    """A connection that closed early (a reset, a keep-alive race) rather than a peer that
+    does not speak HTTP."""
+    text = str(exc).lower()
+    return "disconnected" in text or "peer closed" in text or "incomplete" in text
+
+
 class _Outcome:
     """What one attempt ended with: a payload, or an error plus whether it reached the server."""
 
@@ -331,6 +338,15 @@ class _BaseClient:
             return _Outcome(
                 error=PhaseConfigError(f"PHASE_HOST is not a usable URL: {type(exc).__name__}"),
                 reached_server=False,
+            )
+        if isinstance(exc, httpx.RemoteProtocolError) and not _transient_protocol_error(exc):
+            # Not HTTP at all (an SSH banner, TLS spoken to http://, a garbled status line):
+            # a wrong PHASE_HOST, which must fail loudly rather than fall back.
+            return _Outcome(
+                error=PhaseResponseError(
+                    f"The server at {self.base_url} did not answer in HTTP: is PHASE_HOST "
+                    "(and its http/https scheme) right?"
+                )
             )
         reached = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
         if deadline.expired:

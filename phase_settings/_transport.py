@@ -92,8 +92,8 @@ def token_fingerprint(header: str) -> str:
 def is_loopback(host: str) -> bool:
     """True for ``localhost`` and the loopback ranges 127.0.0.0/8 and ::1."""
     host = host.strip("[]").lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
+    if host == "localhost":
+        return True  # not "*.localhost": whether those resolve to loopback is up to the resolver
     import ipaddress
 
     try:

@@ -366,3 +366,20 @@ def test_fake_fixture_is_registered(fake_phase: FakePhase) -> None:
     fake_phase.set_secret(app, "development", "K", "v")
     with PhaseClient(token, fake_phase.url) as c:
         assert c.list_secrets(app, "development")[0].key == "K"
+
+
+def test_a_peer_that_does_not_speak_http_is_a_response_error_not_an_outage(
+    phase: Phase,
+) -> None:
+    phase.fake.fail_next(raw=b"SSH-2.0-OpenSSH_9.6\r\n", times=3)
+    with PhaseClient(phase.token, phase.url, sleep=lambda s: None) as c:
+        with pytest.raises(PhaseResponseError, match="PHASE_HOST"):
+            c.list_secrets(phase.app_id, "development")
+    assert len(phase.fake.requests) == 1  # not retried: a wrong host is not transient
+
+
+def test_localhost_subdomains_are_not_trusted_as_loopback() -> None:
+    from phase_settings import PhaseConfigError
+
+    with pytest.raises(PhaseConfigError):
+        PhaseClient("pss_service:v2:" + "ab" * 32 + ":x", host="http://phase.localhost:8080")
