@@ -371,7 +371,7 @@ def test_fake_fixture_is_registered(fake_phase: FakePhase) -> None:
 def test_a_peer_that_does_not_speak_http_is_a_response_error_not_an_outage(
     phase: Phase,
 ) -> None:
-    phase.fake.fail_next(raw=b"SSH-2.0-OpenSSH_9.6\r\n", times=3)
+    phase.fake.fail_next(raw=b"SSH-2.0-OpenSSH_9.6\r\nkex\r\n\r\n", times=3)
     with PhaseClient(phase.token, phase.url, sleep=lambda s: None) as c:
         with pytest.raises(PhaseResponseError, match="PHASE_HOST"):
             c.list_secrets(phase.app_id, "development")
