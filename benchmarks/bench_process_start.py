@@ -29,7 +29,7 @@ PAIRS = 11
 
 OURS = """
 import sys; sys.path.insert(0, {here!r})
-from common import phase_settings_class
+from workload import phase_settings_class
 Settings = phase_settings_class()
 s = Settings()
 assert s.field_001 == 1001
@@ -38,7 +38,7 @@ assert s.field_001 == 1001
 BASELINE = """
 import sys; sys.path.insert(0, {here!r})
 import json, httpx
-from common import env_settings_class
+from workload import env_settings_class
 r = httpx.get({endpoint!r}, params={params!r}, headers={headers!r})
 json.loads(r.content)
 EnvSettings = env_settings_class()
@@ -50,7 +50,7 @@ IMPORT = """
 import json, sys, time
 import pydantic_settings, httpx
 started = time.perf_counter()
-from phase_settings import PhaseSettings, PhaseSettingsConfigDict, load_status
+from phase_settings import PhaseSettings, PhaseSettingsConfigDict
 elapsed = time.perf_counter() - started
 heavy = [m for m in ("django", "flask", "phase_settings.cli", "phase_settings.testing")
          if m in sys.modules]

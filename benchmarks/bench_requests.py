@@ -27,7 +27,7 @@ THREADS = 64
 CHILD = """
 import sys, threading
 sys.path.insert(0, {here!r})
-from common import phase_settings_class
+from workload import phase_settings_class
 Settings = phase_settings_class(200)
 barrier = threading.Barrier({threads})
 errors = []

@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {here!r})
-from common import phase_settings_class
+from workload import phase_settings_class
 import phase_settings
 Settings = phase_settings_class({fields})
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -1,78 +1,38 @@
-"""Shared workload of the benchmarks: a 200-field Settings class and an environment of 200
-secrets served by the loopback fake Phase server. Every figure is a ratio against a baseline
-measured in the same run, so the machine's speed cancels out."""
+"""Shared helpers of the benchmarks (the parent process): the loopback fake and timing. Every
+figure is a ratio against a baseline measured in the same run, so the machine's speed cancels
+out."""
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
-from pydantic import SecretStr
+from workload import (
+    OUT,
+    annotations,
+    env_settings_class,
+    field_kind,
+    phase_settings_class,
+    secrets,
+    value_for,
+)
 
-from phase_settings import PhaseSettings, PhaseSettingsConfigDict
 from phase_settings.testing import FakePhase
 
-OUT = Path(__file__).resolve().parent / "out"
-KINDS = ("str", "int", "bool", "secret", "list")
-
-
-def field_kind(i: int) -> str:
-    return KINDS[i % len(KINDS)]
-
-
-def value_for(i: int) -> str:
-    kind = field_kind(i)
-    if kind == "int":
-        return str(1000 + i)
-    if kind == "bool":
-        return "true" if i % 2 else "false"
-    if kind == "list":
-        return json.dumps([f"host-{i}.example.com", f"alt-{i}.example.com"])
-    return f"value-{i}-" + "x" * 40
-
-
-def secrets(n: int = 200) -> dict[str, str]:
-    return {f"FIELD_{i:03d}": value_for(i) for i in range(n)}
-
-
-_TYPES: dict[str, Any] = {
-    "str": str,
-    "int": int,
-    "bool": bool,
-    "secret": SecretStr,
-    "list": list[str],
-}
-
-
-def annotations(n: int = 200) -> dict[str, Any]:
-    return {f"field_{i:03d}": _TYPES[field_kind(i)] for i in range(n)}
-
-
-def phase_settings_class(n: int = 200, **config: Any) -> type[PhaseSettings]:
-    """A PhaseSettings class with ``n`` fields of mixed types."""
-    return type(
-        "BenchSettings",
-        (PhaseSettings,),
-        {"__annotations__": annotations(n), "model_config": PhaseSettingsConfigDict(**config)},
-    )
-
-
-def env_settings_class(n: int = 200) -> type[Any]:
-    """The same fields on plain BaseSettings, loaded from environment variables (the floor)."""
-    from pydantic_settings import BaseSettings, SettingsConfigDict
-
-    return type(
-        "EnvSettings",
-        (BaseSettings,),
-        {
-            "__annotations__": annotations(n),
-            "model_config": SettingsConfigDict(env_nested_delimiter="__"),
-        },
-    )
+__all__ = [
+    "OUT",
+    "annotations",
+    "env_settings_class",
+    "field_kind",
+    "median",
+    "phase_settings_class",
+    "secrets",
+    "serve_fake",
+    "timed",
+    "value_for",
+    "verdict",
+]
 
 
 def serve_fake(n: int = 200, value_bytes: int | None = None) -> tuple[FakePhase, str, str]:

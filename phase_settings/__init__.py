@@ -11,7 +11,8 @@ class Settings(PhaseSettings):
 
 from typing import TYPE_CHECKING, Any
 
-from ._cache import clear_cache, load_status
+__version__ = "0.1.0"
+
 from ._config import PhaseSettingsConfigDict
 from ._errors import (
     PhaseAuthError,
@@ -28,22 +29,30 @@ from ._errors import (
     PhaseTLSError,
     PhaseUnavailableError,
 )
-from ._models import LoadStatus, PhaseApp, PhaseEnvironment, Secret, SecretOverride
 from ._source import PhaseSettings, PhaseSettingsSource
-from ._version import __version__
 
-# Loaded on first use (PEP 562): an app that only declares settings, or runs without a
-# token, never pays for the HTTP client, httpcore or the refresh machinery.
+# Loaded on first use (PEP 562): declaring a settings class costs only the source; the HTTP
+# client, httpcore, the records and the refresh machinery load with the first load that
+# needs them.
 _LAZY = {
     "AsyncPhaseClient": "._client",
     "PhaseClient": "._client",
     "LiveSettings": "._live",
     "aload": "._live",
+    "LoadStatus": "._models",
+    "PhaseApp": "._models",
+    "PhaseEnvironment": "._models",
+    "Secret": "._models",
+    "SecretOverride": "._models",
+    "clear_cache": "._cache",
+    "load_status": "._cache",
 }
 
 if TYPE_CHECKING:
+    from ._cache import clear_cache, load_status
     from ._client import AsyncPhaseClient, PhaseClient
     from ._live import LiveSettings, aload
+    from ._models import LoadStatus, PhaseApp, PhaseEnvironment, Secret, SecretOverride
 
 
 def __getattr__(name: str) -> Any:

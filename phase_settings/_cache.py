@@ -21,11 +21,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._errors import PhaseConnectionError, PhaseError, PhaseUnavailableError, fresh
-from ._models import LoadStatus, Secret
 from ._retry import Deadline
 
 if TYPE_CHECKING:
     from cachetools import TLRUCache
+
+    from ._models import LoadStatus, Secret
 
 __all__ = ["CacheKey", "Fetched", "SecretCache", "clear_cache", "load_status", "process_cache"]
 
@@ -254,7 +255,12 @@ class SecretCache:
 
     def status(self, settings_cls: type) -> LoadStatus:
         with self._lock:
-            return self._status.get(settings_cls) or LoadStatus()
+            status = self._status.get(settings_cls)
+        if status is None:
+            from ._models import LoadStatus
+
+            status = LoadStatus()
+        return status
 
     def clear(self) -> None:
         """Drop fresh and last-good values (in-flight fetches finish on their own)."""

@@ -22,6 +22,7 @@ from typing import Any, Self
 
 import httpx
 
+from . import __version__
 from ._errors import (
     PhaseAuthError,
     PhaseConfigError,
@@ -57,7 +58,6 @@ from ._transport import (
     token_fingerprint,
     token_kind,
 )
-from ._version import __version__
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AsyncPhaseClient", "PhaseClient"]
 

@@ -27,9 +27,7 @@ BACKOFF_BASE = 0.5
 BACKOFF_CAP = 20.0
 RETRY_AFTER_CAP = 60.0
 
-# RFC 9110 delta-seconds: ASCII digits only ("1_000", "²" and "٣" are not), optional whitespace.
-_DELTA_SECONDS = re.compile(r"[ \t]*([0-9]+)[ \t]*", re.ASCII)
-_LEAP_SECOND = re.compile(r"(\d\d:\d\d):60\b")
+_LEAP_SECOND = r"(\d\d:\d\d):60\b"
 # Past this, float() of a delta is still exact enough and time.sleep never sees it (capped).
 _HUGE = 10.0**12
 
@@ -64,11 +62,12 @@ def _parse_retry_after(value: str | bytes | None, now: float | None) -> float | 
             return None
     if not isinstance(value, str) or not value.strip() or len(value) > 200:
         return None
-    delta = _DELTA_SECONDS.fullmatch(value)
-    if delta:
-        digits = delta.group(1)
+    # RFC 9110 delta-seconds: ASCII digits only ("1_000", "²" and "٣" are not), optional
+    # whitespace around them.
+    digits = value.strip(" \t")
+    if digits.isascii() and digits.isdigit():
         return _HUGE if len(digits) > 12 else float(int(digits))
-    text = _LEAP_SECOND.sub(r"\1:59", value.strip())
+    text = re.sub(_LEAP_SECOND, r"\1:59", value.strip())
     if not any(ch.isalpha() for ch in text):
         return None  # a date always names a month; "1.5" or "-1" is junk, not a date
     from email.utils import parsedate_to_datetime  # rarely needed: Phase sends delta-seconds

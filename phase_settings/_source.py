@@ -31,7 +31,6 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
-from ._cache import CacheKey, Fetched, process_cache
 from ._config import UNSET, PhaseSettingsConfigDict, ResolvedConfig, resolve_config
 from ._errors import (
     PhaseConfigError,
@@ -42,20 +41,21 @@ from ._errors import (
     without_tracebacks,
 )
 from ._fastenv import FastEnvFields
-from ._models import LoadStatus, Secret
-from ._retry import Deadline
 from ._transport import api_base, auth_header, token_fingerprint
 
 if TYPE_CHECKING:
     from pydantic_settings.sources.utils import InitState
 
+    from ._cache import CacheKey, Fetched, SecretCache
     from ._client import PhaseClient
+    from ._models import LoadStatus, Secret
+    from ._retry import Deadline
 
 __all__ = ["LoadOptions", "PhaseSettings", "PhaseSettingsSource", "load_options"]
 
 logger = logging.getLogger("phase_settings")
 
-_UNRESOLVED = re.compile(r"\$\{(?!\{)[^{}]+\}")
+_UNRESOLVED = r"\$\{(?!\{)[^{}]+\}"  # compiled on first use (re caches it)
 
 
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
@@ -106,7 +106,7 @@ class LoadReport:
         self.env = env
         self.origins = origins or {}  # Phase key -> folder
         self.signature = signature  # ids, versions, update times of what was served
-        self.status = status or LoadStatus()
+        self.status = status or _load_status()
 
     @property
     def expected_keys(self) -> dict[str, list[str]]:
@@ -206,6 +206,18 @@ def _token_name(config: ResolvedConfig) -> str:
     return origin if origin.startswith("PHASE_") else "phase_token"
 
 
+def _cache() -> SecretCache:
+    from ._cache import process_cache  # loaded by the first load, not by declaring settings
+
+    return process_cache
+
+
+def _load_status(*args: Any) -> LoadStatus:
+    from ._models import LoadStatus  # the records load with the first load, not at import
+
+    return LoadStatus(*args)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -213,7 +225,7 @@ def _now() -> datetime:
 def warn_unresolved(secrets: Sequence[Secret]) -> None:
     """One WARNING per value that still holds a ``${…}`` reference (the key only)."""
     for secret in secrets:
-        if "${" in secret.value and _UNRESOLVED.search(secret.value):
+        if "${" in secret.value and re.search(_UNRESOLVED, secret.value):
             logger.warning(
                 "Phase secret %s (path %s) holds a reference that Phase could not resolve",
                 secret.key,
@@ -402,6 +414,8 @@ class PhaseSettingsSource(FastEnvFields):
         else:
             base, fingerprint = identity(config)
         assert config.app_id is not None
+        from ._cache import CacheKey
+
         return [
             CacheKey(base, config.app_id, config.env, path, config.tags, fingerprint)
             for path in (config.paths if config.paths is not None else (None,))
@@ -411,6 +425,8 @@ class PhaseSettingsSource(FastEnvFields):
         self, config: ResolvedConfig, options: LoadOptions
     ) -> tuple[list[tuple[CacheKey, Fetched]], bool]:
         """The entries of every path of this load, and whether all came from the cache."""
+        from ._retry import Deadline
+
         deadline = Deadline(config.deadline)
         fetched: list[tuple[CacheKey, Fetched]] = []
         all_cached = True
@@ -421,7 +437,7 @@ class PhaseSettingsSource(FastEnvFields):
             if entry is not None:
                 all_cached = False
             else:
-                entry, cached = process_cache.fetch(
+                entry, cached = _cache().fetch(
                     key,
                     _fetcher(self, config, key, deadline),
                     ttl=config.cache_ttl,
@@ -434,16 +450,16 @@ class PhaseSettingsSource(FastEnvFields):
 
     def failure_status(self, exc: PhaseError) -> LoadStatus:
         """The status after a failed load: stale since the first failure, the error named."""
-        previous = process_cache.status(self.settings_cls)
+        previous = _cache().status(self.settings_cls)
         stale_since = previous.stale_since or _now()
         error = f"{type(exc).__name__}: {exc}"
-        return LoadStatus(previous.source, previous.fetched_at, stale_since, error)
+        return _load_status(previous.source, previous.fetched_at, stale_since, error)
 
     def load_values(self) -> dict[str, str]:
         """Fetch (or take from the cache) the key/value pairs for this load."""
         config = self.resolve()
         if not self.enabled(config):
-            process_cache.set_status(self.settings_cls, LoadStatus())
+            _cache().set_status(self.settings_cls, _load_status())
             return {}
         options = _options.get() or _DEFAULT_OPTIONS
         try:
@@ -451,15 +467,15 @@ class PhaseSettingsSource(FastEnvFields):
         except PhaseError as exc:
             failed = self.failure_status(exc)
             if not isinstance(exc, PhaseUnavailableError) or not options.fallback:
-                process_cache.set_status(self.settings_cls, failed)
+                _cache().set_status(self.settings_cls, failed)
                 raise
             return self._fall_back(config, exc, failed)
         fetched = [(key.path, entry) for key, entry in entries]
         values, origins = merge_secrets(fetched, use_overrides=config.use_overrides)
-        status = LoadStatus(
+        status = _load_status(
             "cache" if all_cached else "phase", min(entry.fetched_at for _, entry in fetched)
         )
-        process_cache.set_status(self.settings_cls, status)
+        _cache().set_status(self.settings_cls, status)
         self._record(config, origins, signature_of(fetched), status)
         return values
 
@@ -468,7 +484,7 @@ class PhaseSettingsSource(FastEnvFields):
     ) -> dict[str, str]:
         cause = f"{type(exc).__name__}: {exc}"
         if config.fallback != "raise":
-            last_good = [(k.path, process_cache.last_good(k)) for k in self.cache_keys(config)]
+            last_good = [(k.path, _cache().last_good(k)) for k in self.cache_keys(config)]
             if all(entry is not None for _, entry in last_good):
                 fetched = [(path, entry) for path, entry in last_good if entry is not None]
                 values, origins = merge_secrets(fetched, use_overrides=config.use_overrides)
@@ -479,8 +495,8 @@ class PhaseSettingsSource(FastEnvFields):
                     self.settings_cls.__name__,
                     fetched_at.isoformat(timespec="seconds"),
                 )
-                status = LoadStatus("stale", fetched_at, failed.stale_since, failed.last_error)
-                process_cache.set_status(self.settings_cls, status)
+                status = _load_status("stale", fetched_at, failed.stale_since, failed.last_error)
+                _cache().set_status(self.settings_cls, status)
                 self._record(config, origins, signature_of(fetched), status)
                 return values
         if config.fallback == "dotenv":
@@ -492,11 +508,11 @@ class PhaseSettingsSource(FastEnvFields):
                     self.settings_cls.__name__,
                     ", ".join(str(p) for p in existing),
                 )
-                status = LoadStatus("dotenv", None, failed.stale_since, failed.last_error)
-                process_cache.set_status(self.settings_cls, status)
+                status = _load_status("dotenv", None, failed.stale_since, failed.last_error)
+                _cache().set_status(self.settings_cls, status)
                 self._record(config, {}, None, status)
                 return {}
-        process_cache.set_status(self.settings_cls, failed)
+        _cache().set_status(self.settings_cls, failed)
         raise exc
 
     def _record(

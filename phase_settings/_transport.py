@@ -15,13 +15,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
 from pydantic import SecretStr
 
 from ._errors import PhaseConfigError, scrubbed
-from ._retry import Deadline
+
+if TYPE_CHECKING:
+    from ._retry import Deadline
 
 __all__ = [
     "DEFAULT_HOST",
@@ -168,6 +171,19 @@ def ssl_context(verify: bool | str = True) -> ssl.SSLContext:
         ) from None
 
 
+@functools.cache
+def _plain_http_context() -> ssl.SSLContext:
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+def _context_for(base: str, verify: bool | str, proxy: str | None) -> ssl.SSLContext:
+    """The SSL context a transport needs. Plain http:// to Phase without a proxy never does
+    TLS (redirects are not followed), so it skips loading the CA bundle (~50 ms)."""
+    if base.startswith("http://") and proxy is None:
+        return _plain_http_context()
+    return ssl_context(verify)
+
+
 def _proxy_for(url: str) -> str | None:
     """The environment proxy for a remote URL; never one for loopback."""
     parts = urlsplit(url)
@@ -215,8 +231,8 @@ def build_transport(base: str, verify: bool | str) -> httpx.HTTPTransport:
 
     from ._deadline import DeadlineBackend
 
-    context = ssl_context(verify)
     proxy = _proxy_for(base)
+    context = _context_for(base, verify, proxy)
     transport = httpx.HTTPTransport(verify=context, retries=0, trust_env=False, proxy=proxy)
     if proxy is None:
         # httpx builds its pool with the default backend; ours differs only in the clamp.
@@ -235,8 +251,9 @@ def build_transport(base: str, verify: bool | str) -> httpx.HTTPTransport:
 
 def build_async_transport(base: str, verify: bool | str) -> httpx.AsyncHTTPTransport:
     """The async transport (the deadline is enforced with ``asyncio.timeout`` by the caller)."""
+    proxy = _proxy_for(base)
     return httpx.AsyncHTTPTransport(
-        verify=ssl_context(verify), retries=0, trust_env=False, proxy=_proxy_for(base)
+        verify=_context_for(base, verify, proxy), retries=0, trust_env=False, proxy=proxy
     )
 
 

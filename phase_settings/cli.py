@@ -47,6 +47,7 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources import DefaultSettingsSource
 
+from . import __version__
 from ._cache import Fetched, load_status
 from ._client import PhaseClient
 from ._config import UNSET, ResolvedConfig, resolve_config
@@ -54,7 +55,6 @@ from ._errors import PhaseConfigError, PhaseError
 from ._models import LoadStatus
 from ._retry import Deadline
 from ._source import PhaseSettingsSource, merge_secrets
-from ._version import __version__
 
 __all__ = [
     "EXIT_NO",
