@@ -14,7 +14,6 @@ import logging
 import os
 import ssl
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from random import Random
 from types import TracebackType
@@ -463,16 +462,10 @@ class PhaseClient(_BaseClient):
             clock=clock,
             rng=rng,
         )
-        self._policy = RetryPolicy(
-            max_attempts=self.max_attempts,
-            clock=self._clock,
-            sleep=sleep or time.sleep,
-            rng=self._rng,
-        )
+        self._policy = RetryPolicy(sleep=sleep or time.sleep, rng=self._rng)
         self._http_client: httpx.Client | None = None
         self._pid = os.getpid()
         self._closed = False
-        _LIVE_CLIENTS.add(self)
 
     @property
     def _http(self) -> httpx.Client:
@@ -490,9 +483,6 @@ class PhaseClient(_BaseClient):
             )
             self._pid = os.getpid()
         return self._http_client
-
-    def _forget_after_fork(self) -> None:
-        self._http_client = None
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -717,7 +707,7 @@ class AsyncPhaseClient(_BaseClient):
             clock=clock,
             rng=rng,
         )
-        self._policy = RetryPolicy(max_attempts=self.max_attempts, clock=self._clock, rng=self._rng)
+        self._policy = RetryPolicy(rng=self._rng)
         self._asleep = sleep or asyncio.sleep
         self._http_client: httpx.AsyncClient | None = None
         self._pid = os.getpid()
@@ -912,15 +902,3 @@ class AsyncPhaseClient(_BaseClient):
                 "GET", "/v1/environments/", params={"app_id": app_id}, deadline=deadline
             )
         )
-
-
-_LIVE_CLIENTS: weakref.WeakSet[PhaseClient] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for client in list(_LIVE_CLIENTS):
-        client._forget_after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -132,13 +132,11 @@ class Deadline:
 
 
 class RetryPolicy(NamedTuple):
-    """How a client retries: the numbers of DESIGN §4, and the clock and sleep it uses."""
+    """How a client waits between attempts: the numbers of DESIGN §4 and the sleep it uses."""
 
-    max_attempts: int = 3
     backoff_base: float = BACKOFF_BASE
     backoff_cap: float = BACKOFF_CAP
     retry_after_cap: float = RETRY_AFTER_CAP
-    clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random | None = None  # None: the module's shared generator
 
