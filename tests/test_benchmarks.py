@@ -21,6 +21,7 @@ def test_phase_and_env_sides_of_the_benchmark_load_identical_settings(
             phase_app_id=app_id, phase_env="development", phase_token=token, phase_host=url
         )
         from_phase = Settings()
+        assert [r.method for r in fake.requests] == ["GET"]  # 200 mixed fields, one request
     for key, value in common.secrets(200).items():
         monkeypatch.setenv(key, value)
     from_env = common.env_settings_class()()
