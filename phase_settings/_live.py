@@ -142,11 +142,7 @@ class LiveSettings(Generic[S]):
                 with load_options(prefetched=prefetched, fallback=False):
                     new = self.settings_cls(**self._init_kwargs)
             except (PhaseError, ValidationError, SettingsError) as exc:
-                logger.warning(
-                    "Refreshing %s failed (%s); keeping the current values",
-                    self.settings_cls.__name__,
-                    _describe(exc),
-                )
+                self._warn_failed(exc)
                 raise
             self._signature = signature
             return self._swap(new)
@@ -160,11 +156,7 @@ class LiveSettings(Generic[S]):
             error = next(iter(errors.values()))
             for source, _ in plan:
                 process_cache.set_status(self.settings_cls, source.failure_status(error))
-            logger.warning(
-                "Refreshing %s failed (%s); keeping the current values",
-                self.settings_cls.__name__,
-                _describe(error),
-            )
+            self._warn_failed(error)
             raise error
         signature = _signature(plan, prefetched)
 
@@ -176,16 +168,19 @@ class LiveSettings(Generic[S]):
                     try:
                         new = self.settings_cls(**self._init_kwargs)
                     except (ValidationError, SettingsError) as exc:
-                        logger.warning(
-                            "Refreshing %s failed (%s); keeping the current values",
-                            self.settings_cls.__name__,
-                            _describe(exc),
-                        )
+                        self._warn_failed(exc)
                         raise
                 self._signature = signature
                 return self._swap(new)
 
         return await asyncio.to_thread(rebuild)
+
+    def _warn_failed(self, exc: BaseException) -> None:
+        logger.warning(
+            "Refreshing %s failed (%s); keeping the current values",
+            self.settings_cls.__name__,
+            _describe(exc),
+        )
 
     def _fetch_all(self) -> tuple[dict[CacheKey, Fetched], tuple[Any, ...] | None]:
         prefetched: dict[CacheKey, Fetched] = {}
