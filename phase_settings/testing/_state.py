@@ -229,6 +229,10 @@ class Store:
     def is_sse(self, env: Environment) -> bool:
         return self.apps[env.app_id].sse
 
+    def stored(self, env: Environment, text: str) -> str:
+        """How a plaintext field is kept in ``env``: as is, or encrypted on an app without SSE."""
+        return text if self.is_sse(env) else env.seal(text)
+
     def env_of_secret(self, secret_id: str) -> Environment | None:
         secret = self.secret_index.get(secret_id)
         if secret is not None:
