@@ -111,7 +111,10 @@ def test_the_tokens_response_lists_the_apps_and_environments_the_account_holds_k
         answer = world.fake.handle("GET", "/service/secrets/tokens/", authorization)
         assert answer.status == 200
         return {
-            app["name"]: (app["encryption"], [k["environment"]["name"] for k in app["environment_keys"]])
+            app["name"]: (
+                app["encryption"],
+                [k["environment"]["name"] for k in app["environment_keys"]],
+            )
             for app in json.loads(answer.body)["apps"]
         }
 
@@ -126,7 +129,9 @@ def test_the_tokens_response_lists_the_apps_and_environments_the_account_holds_k
 
 
 def _type(principal: str) -> str:
-    return {"user": "User", "noaccess": "User", "legacy": "Service"}.get(principal, "ServiceAccount")
+    return {"user": "User", "noaccess": "User", "legacy": "Service"}.get(
+        principal, "ServiceAccount"
+    )
 
 
 def test_a_duplicate_key_digest_in_the_same_folder_is_the_recorded_409() -> None:
