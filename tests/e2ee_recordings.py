@@ -127,14 +127,17 @@ class World:
                 words[2] = self.bearer(principal)
         return " ".join(words)
 
-    def replay(self, exchange: Exchange) -> tuple[int, list[tuple[str, str]], bytes]:
-        """Send the recorded request to the fake; its status, headers and body."""
+    def replay(
+        self, exchange: Exchange, body: bytes | None = None
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Send the recorded request (or another body) to the fake; its status, headers, body."""
         headers = {
             name: self.translate(value)
             for name, value in exchange.headers.items()
             if name.lower() not in ("host", "content-length")
         }
-        response = self.fake.handle(exchange.method, exchange.target, headers, exchange.body)
+        sent = exchange.body if body is None else body
+        response = self.fake.handle(exchange.method, exchange.target, headers, sent)
         return response.status, list(response.headers.items()), response.body
 
 

@@ -64,6 +64,14 @@ class E2eeApi:
             return self._list(context, env, headers)
         entries = _batch(body)
         try:
+            if method == "POST":
+                # The duplicate check looks at stored rows only, for the whole batch at once:
+                # two items with the same key in one batch are both created.
+                for entry in entries:
+                    key_digest = _fields(entry, ("keyDigest",))[0]
+                    path = _path(entry.get("path", "/"))
+                    if self.store.digest_clashes(env, path, key_digest, exclude=None):
+                        raise Reply(_WIRE.spaced_error(409, "Duplicate secret found"))
             for entry in entries:
                 if method == "POST":
                     self._create(context, env, entry)
@@ -192,8 +200,6 @@ class E2eeApi:
         fields = _fields(entry, ("key", "keyDigest", "value", "comment"))
         path = _path(entry.get("path", "/"))
         key, key_digest, value, comment = fields
-        if self.store.digest_clashes(env, path, key_digest, exclude=None):
-            raise Reply(_WIRE.spaced_error(409, "Duplicate secret found"))
         override = entry.get("override")
         _check_ciphertexts(key, value, comment, _override_value(override, context))
         tags = _tags(entry.get("tags"))
