@@ -293,3 +293,46 @@ def test_writes_replayed_in_order_leave_exactly_what_the_real_server_held() -> N
         assert [_stored_view(i) for i in actual] == [_stored_view(i) for i in recorded], name
         ids.update({r["id"]: a["id"] for r, a in zip(recorded, actual, strict=True)})
     assert len(ids) >= 4
+
+
+FILTERS = [
+    "04_GET_Path_root",
+    "05_GET_Path_backend",
+    "06_GET_KeyDigest_DB_HOST",
+    "07_GET_KeyDigest_empty",
+    "08_GET_Tags_billing",
+    "09_GET_Tags_billing_backend",
+    "10_GET_Tags_case",
+    "11_GET_Dynamic_Lease",
+]
+
+
+@pytest.mark.parametrize("name", FILTERS)
+def test_the_path_keydigest_and_tags_headers_filter_as_recorded(name: str) -> None:
+    """The environment's recorded contents are written back, then each filtered GET replayed."""
+    world = World()
+    everything = load("user_appB/03_GET_all_paths_no_Path_header.http").json()
+    batch = [
+        {
+            "key": item["key"],
+            "keyDigest": item["key_digest"],
+            "value": item["value"],
+            "comment": item["comment"],
+            "path": item["path"],
+            "tags": item["tags"],
+            "type": item["type"],
+        }
+        for item in everything
+    ]
+    seed = load("user_appB/02_POST_batch_tags_comment_sealed_config.http")
+    assert world.replay(seed, json.dumps({"secrets": batch}).encode())[0] == 200
+    recorded_digests = {item["key_digest"] for item in everything}
+
+    def view(items: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        kept = [i for i in items if i["key_digest"] in recorded_digests]
+        return sorted(_stored_view({**i, "version": 1, "override": None}) for i in kept)
+
+    exchange = load(f"user_appB/{name}.http")
+    status, _headers, body = world.replay(exchange)
+    assert status == exchange.status == 200
+    assert view(json.loads(body)) == view(exchange.json())

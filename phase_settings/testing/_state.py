@@ -60,8 +60,8 @@ class Environment:
     name: str
     env_type: str
     index: int
-    seed: bytes
-    salt_hex: str
+    seed: bytes = field(repr=False)
+    salt_hex: str = field(repr=False)
     created_at: datetime
     updated_at: datetime
     secrets: dict[str, Secret] = field(default_factory=dict)
