@@ -321,3 +321,40 @@ def test_importing_the_testing_package_does_not_load_pynacl() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_a_seeded_app_without_sse_holds_ciphertext_a_token_opens() -> None:
+    fake = FakePhase.from_seed(
+        {
+            "apps": [
+                {"name": "vault", "sse": False, "environments": {"Development": {"/": {"K": 7}}}}
+            ]
+        }
+    )
+    app_id = fake.app_id("vault")
+    token = fake.add_service_account()
+    stored = fake.get_secret(app_id, "development", "K")
+    assert stored is not None and stored["value"].startswith("ph:v1:")
+    with httpx.Client(transport=fake.transport(), base_url="http://127.0.0.1") as http:
+        assert Client(http, token).read(app_id, "Development")[0]["value"] == "7"
+
+
+def test_no_key_material_in_the_reprs_of_the_fakes_state(
+    demo: tuple[FakePhase, str, str],
+) -> None:
+    fake, e2ee, _sse = demo
+    token = fake.add_user()
+    with httpx.Client(transport=fake.transport(), base_url="http://127.0.0.1") as http:
+        client = Client(http, token)
+        _env, _pk, env_sk, salt = client.env_keys(e2ee, "Development")
+    seed = bytes.fromhex(
+        client_decrypt(
+            client.tokens["apps"][0]["environment_keys"][0]["wrapped_seed"], client.sk, client.pk
+        )
+    )
+    store = fake._store
+    objects: list[object] = [fake, store, *store.apps.values(), *store.envs.values()]
+    objects += [*store.tokens.values(), *store.secret_index.values()]
+    text = " ".join(repr(obj) for obj in objects)
+    for material in (seed.hex(), salt, env_sk.hex(), client.sk.hex(), *token.split(":")[2:]):
+        assert material not in text
