@@ -14,7 +14,7 @@ import pytest
 
 from phase_settings.testing import FakePhase
 
-from .e2ee_recordings import APP_A, APP_B, World, header_names, load, same_shape
+from ._e2ee_recordings import APP_A, APP_B, World, header_names, load, same_shape
 
 # Exchanges whose answer does not depend on the data: compared byte for byte.
 EXACT = [

@@ -18,7 +18,7 @@ import pytest
 
 from phase_settings.testing import FakePhase, _crypto
 
-from .e2ee_recordings import DATA, load
+from ._e2ee_recordings import DATA, load
 
 VECTORS = json.loads((DATA / "e2ee-vectors.json").read_text(encoding="utf-8"))
 
