@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ._fake import FakeResponse
+    from ._wire import FakeResponse
 
 __all__ = ["FakePhaseServer"]
 
