@@ -237,3 +237,41 @@ def test_without_the_venv_the_script_names_the_make_command(example: str, tmp_pa
     assert result.returncode == 2
     assert f"run `make example-{example}` from the repository root" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_make_demo_shows_loads_check_rotation_and_both_fallbacks(tmp_path: Path) -> None:
+    """`make demo`, the README's first command: every step it promises, in plain words."""
+    stamp = ROOT / ".venv" / ".installed"
+    result = run(
+        ["make", "-C", str(ROOT), "-o", str(stamp), "demo", f"PY={PYTHON}"],
+        env=clean_env({"TMPDIR": str(tmp_path)}),
+        cwd=tmp_path,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "Traceback" not in out
+    # a load per environment, and the reference Phase resolved on the server
+    assert "== PHASE_ENV=development: loaded from phase" in out
+    assert "== PHASE_ENV=production: loaded from phase" in out
+    assert "service_url      https://db.internal.example.com" in out
+    assert "Phase stores 'https://${DB_HOST}.example.com'; Phase resolves the ${…} reference" in out
+    # the check report, as the command line prints it
+    assert "$ phase-settings check settings:Settings --env development" in out
+    assert re.search(r"worker_token +phase /backend +\*\*\*\*", out), out
+    assert "OK: 8 field(s) valid" in out and "DB_HOST (/)" in out
+    # rotation, then a refresh while Phase is down, in plain words
+    assert "changed fields: ['max_connections']; max_connections is now 150" in out
+    assert "refresh raised PhaseConnectionError; max_connections is still 150" in out
+    assert re.search(
+        r"live\.status: the current values came from Phase, fetched at \d\d:\d\d:\d\d UTC; "
+        r"Phase has been unreachable since \d\d:\d\d:\d\d UTC",
+        out,
+    ), out
+    # the startup fallback: Phase down when a process starts -> the exported .env, said so
+    assert "wrote 10 secret(s) to .env (mode 0600)" in out
+    assert re.search(r"WARNING phase_settings.*Phase is unavailable .*falls back to \.env", out)
+    assert (
+        "Phase could not be reached at startup, so Settings() read the .env file "
+        "(load_status: source='dotenv'); max_connections = 150"
+    ) in out
+    assert list(tmp_path.iterdir()) == []  # its .env lived in a temporary folder, now gone
