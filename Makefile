@@ -44,7 +44,9 @@ example-django: $(STAMP)
 example-flask: $(STAMP)
 	@PYTHON="$(abspath $(PY))" bash examples/flask/run.sh
 
-# sdist and wheel in dist/: `pip install dist/phase_settings-*.whl` elsewhere
+# sdist and wheel in $(DIST) (default dist/), built offline with the hatchling of .venv:
+# `pip install dist/phase_settings-*-py3-none-any.whl` anywhere
+DIST ?= dist
 dist: $(STAMP)
-	rm -rf dist
-	$(PY) -m build --outdir dist .
+	rm -rf "$(DIST)"
+	$(PY) -m build --no-isolation --outdir "$(DIST)" .
