@@ -53,8 +53,8 @@ _LAZY = {
 if TYPE_CHECKING:
     from ._cache import clear_cache, load_status
     from ._client import AsyncPhaseClient, PhaseClient
-    from ._live import LiveSettings, aload
     from ._config import PhaseSettingsConfigDict
+    from ._live import LiveSettings, aload
     from ._models import LoadStatus, PhaseApp, PhaseEnvironment, Secret, SecretOverride
     from ._source import PhaseSettings, PhaseSettingsSource
 
