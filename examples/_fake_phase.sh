@@ -4,12 +4,14 @@
 # PHASE_* variables, and on exit (Ctrl-C included) stops everything it started and removes the
 # folder. Two examples run at once share nothing.
 #
-# Knobs (environment): PYTHON (default: the repository's .venv, which `make` creates),
+# Knobs (environment): PYTHON (default: the Python of the repository's .venv, which `make`
+# creates; it must have phase-settings installed with the dev extra, as `make` does),
 # WAIT_SECONDS (how long the fake may take to start, default 30), PHASE_FAKE_PORT (default: a
 # free port).
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
+PYTHON=$(command -v "$PYTHON" || printf '%s' "$PYTHON") # a bare name (python3) from PATH
 WAIT_SECONDS=${WAIT_SECONDS:-30}
 PIDS=()
 WORK=
@@ -97,5 +99,5 @@ serve_until_stopped() {
 	PIDS+=("$server")
 	status=0
 	wait "$server" || status=$?
-	die "the server stopped (exit status $status): see its messages above"
+	die "the server stopped (exit status $status): see its messages above (PORT=N picks another port)"
 }
