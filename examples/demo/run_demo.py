@@ -10,6 +10,7 @@ starts while Phase is down. It runs in a temporary folder, so no `.env` of yours
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -89,7 +90,8 @@ def load_each_environment(fake: FakePhase, app_id: str) -> None:
 
 
 def main() -> int:
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # keep stderr in order
+    if isinstance(sys.stdout, io.TextIOWrapper):  # a pipe too: lines in order with stderr's
+        sys.stdout.reconfigure(line_buffering=True)
     logging.basicConfig(format="  %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
     fake = FakePhase.from_seed(json.loads((HERE / "secrets.json").read_text()))
     app_id = fake.app_id("demo")
