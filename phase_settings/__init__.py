@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from ._config import PhaseSettingsConfigDict
 from ._errors import (
     PhaseAuthError,
     PhaseConfigError,
@@ -29,12 +28,15 @@ from ._errors import (
     PhaseTLSError,
     PhaseUnavailableError,
 )
-from ._source import PhaseSettings, PhaseSettingsSource
 
-# Loaded on first use (PEP 562): declaring a settings class costs only the source; the HTTP
-# client, httpcore, the records and the refresh machinery load with the first load that
-# needs them.
+# Loaded on first use (PEP 562): `import phase_settings` (and so the pytest plugin, which every
+# test run of a project that installs phase-settings imports) loads no pydantic, pydantic-settings
+# or httpx; declaring a settings class costs only the source; the HTTP client, httpcore, the
+# records and the refresh machinery load with the first load that needs them.
 _LAZY = {
+    "PhaseSettings": "._source",
+    "PhaseSettingsConfigDict": "._config",
+    "PhaseSettingsSource": "._source",
     "AsyncPhaseClient": "._client",
     "PhaseClient": "._client",
     "LiveSettings": "._live",
@@ -51,8 +53,10 @@ _LAZY = {
 if TYPE_CHECKING:
     from ._cache import clear_cache, load_status
     from ._client import AsyncPhaseClient, PhaseClient
+    from ._config import PhaseSettingsConfigDict
     from ._live import LiveSettings, aload
     from ._models import LoadStatus, PhaseApp, PhaseEnvironment, Secret, SecretOverride
+    from ._source import PhaseSettings, PhaseSettingsSource
 
 
 def __getattr__(name: str) -> Any:

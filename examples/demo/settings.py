@@ -19,7 +19,10 @@ class Settings(PhaseSettings):
     model_config = PhaseSettingsConfigDict(
         phase_env="development",  # a default: PHASE_ENV picks the environment per deployment
         phase_path=["/", "/backend"],  # folders merged in order
-        env_file=".env",
+        env_file=".env",  # the fallback when Phase is unreachable at startup
+        # `phase-settings export --output .env` writes every key of the environment, DB_HOST
+        # included (a reference target no field reads): ignore such keys instead of failing
+        extra="ignore",
     )
 
     database_url: SecretStr

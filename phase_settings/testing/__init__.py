@@ -12,6 +12,26 @@ with fake.serve() as url:  # real HTTP on 127.0.0.1; PHASE_HOST=url
 ```
 """
 
-from ._fake import FakePhase, FakeResponse, RecordedRequest, normalize_path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._fake import FakePhase, FakeResponse, RecordedRequest, normalize_path
 
 __all__ = ["FakePhase", "FakeResponse", "RecordedRequest", "normalize_path"]
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use (PEP 562): the pytest plugin lives in this package, and every test run
+    # of a project that installs phase-settings imports it; the fake (and httpx) load only when
+    # a test uses them.
+    if name not in __all__:
+        raise AttributeError(f"module 'phase_settings.testing' has no attribute {name!r}")
+    from . import _fake
+
+    value = getattr(_fake, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

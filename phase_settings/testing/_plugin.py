@@ -1,12 +1,19 @@
-"""pytest plugin (registered through the ``pytest11`` entry point): the ``fake_phase`` fixture."""
+"""pytest plugin (registered through the ``pytest11`` entry point): the ``fake_phase`` fixture.
+
+Every pytest run of every project that installs phase-settings imports this module, so it
+imports nothing but pytest: the fake server, httpx, pydantic and pydantic-settings load only
+when a test asks for the fixture.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ._fake import FakePhase
+if TYPE_CHECKING:
+    from ._fake import FakePhase
 
 
 @pytest.fixture
@@ -20,6 +27,8 @@ def fake_phase() -> Iterator[FakePhase]:
         The serving fake, empty: add apps, secrets and tokens in the test. The test errors
         at teardown if the fake itself raised while answering a request.
     """
+    from ._fake import FakePhase  # here, not at import: see the module's docstring
+
     fake = FakePhase()
     with fake.serve():
         yield fake
