@@ -32,7 +32,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
 from pydantic_settings import BaseSettings
 
 from ._live import LiveSettings
-from .cli import run_check, settings_to_config
+from ._check import run_check
+from ._values import settings_to_config
 
 __all__ = ["EXTENSION", "PhaseConfig"]
 

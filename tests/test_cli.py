@@ -133,9 +133,13 @@ def test_console_script_runs() -> None:
     [[], ["bogus"], ["get"], ["export", "--format", "xml"], ["--deadline", "0", "get", "K"]],
 )
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    """A usage error is one line on stderr: the error and a --help hint (no usage block)."""
     code, _, err = cli(capsys, *argv)
     assert code == 2
-    assert "usage:" in err
+    assert len(err.splitlines()) == 1, err
+    assert ": error: " in err
+    assert "--help" in err
+    assert "usage:" not in err
 
 
 def test_import_phase_settings_does_not_import_frameworks_or_cli() -> None:
@@ -433,7 +437,7 @@ def test_check_reports_the_origin_of_each_field(
     assert rows["region"].split() == ["dotenv", "us-dotenv"]
     assert rows["log_level"].split() == ["env", "DEBUG"]
     assert rows["pool"].split()[:3] == ["env", "+", "phase"]
-    assert "Unused Phase keys" in out
+    assert "Phase keys read by no field" in out
     assert "MAX_CONECTIONS (/)" in out
     assert "loaded from Phase" in out
     assert STRIPE not in out + err and DATABASE not in out + err
@@ -470,7 +474,9 @@ def test_check_json(demo: Demo, capsys: pytest.CaptureFixture[str], tmp_path: Pa
         "masked": True,
     }
     assert fields["region"]["source"] == "default" and fields["region"]["value"] == "eu"
-    assert {"key": "MAX_CONECTIONS", "path": "/"} in report["unused_keys"]
+    assert {"key": "MAX_CONECTIONS", "path": "/", "may_be_reference_target": True} in report[
+        "unused_keys"
+    ]
     assert report["errors"] == []
 
 

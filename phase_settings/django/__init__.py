@@ -28,7 +28,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
 
 from pydantic import BaseModel
 
-from ..cli import settings_to_config
+from .._values import settings_to_config
 
 __all__ = ["export"]
 

@@ -11,7 +11,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ....cli import EXIT_USAGE, run_check
+from ...._check import run_check
+from ...._outcome import EXIT_USAGE
 
 
 class Command(BaseCommand):
