@@ -710,3 +710,149 @@ def test_export_via_subprocess_writes_0600(tmp_path: Path) -> None:
         assert stat.S_IMODE(target.stat().st_mode) == 0o600
         assert dotenv_values(target)["GREETING"] == "Hello from Phase (development)"
         assert dotenv_values(target)["FEATURES"] == '["search", "export"]'
+
+
+# --- set by hand ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("assignment", "becomes"),
+    [("db_url=x", "DB_URL"), ("BAD KEY=x", "'BAD KEY'"), ("API-KEY=x", "'API-KEY'")],
+)
+def test_set_refuses_a_key_phase_would_change(
+    demo: Demo, capsys: pytest.CaptureFixture[str], assignment: str, becomes: str
+) -> None:
+    code, _, err = cli(capsys, "set", assignment)
+    assert code == 2
+    assert_one_line_error(err)
+    assert f"Phase would store it as {becomes}" in err
+    client = PhaseClient(demo.token, demo.url)
+    with client:
+        keys = {s.key for s in client.list_secrets(demo.app_id, "development", path=None)}
+    assert not keys & {"DB_URL", "BAD KEY", "API-KEY"}
+
+
+def test_set_refuses_an_empty_value_unless_allowed(
+    demo: Demo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    code, _, err = cli(capsys, "set", "EMPTY_ONE")
+    assert code == 2
+    assert_one_line_error(err)
+    assert "--allow-empty" in err
+    code, _, err = cli(capsys, "set", "EMPTY_TWO=")
+    assert code == 2 and "--allow-empty" in err
+    with PhaseClient(demo.token, demo.url) as client:
+        assert not client.list_secrets(demo.app_id, "development", key="EMPTY_ONE")
+        assert not client.list_secrets(demo.app_id, "development", key="EMPTY_TWO")
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    code, out, _ = cli(capsys, "set", "EMPTY_ONE", "--allow-empty")
+    assert code == 0 and "created EMPTY_ONE" in out
+    with PhaseClient(demo.token, demo.url) as client:
+        [secret] = client.list_secrets(demo.app_id, "development", key="EMPTY_ONE")
+    assert secret.value == ""
+
+
+def test_set_on_a_terminal_prompts_without_echo(demo: Demo, tmp_path: Path) -> None:
+    """``set KEY`` on a terminal: a prompt, the typed value never echoed, the value stored."""
+    import pty
+    import select
+
+    value = "typed-canary-7f3a"
+    env = clean_env(
+        {"PHASE_HOST": demo.url, "PHASE_APP_ID": demo.app_id, "PHASE_SERVICE_TOKEN": demo.token}
+    )
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdin, stdout and stderr are the terminal
+        os.execve(PYTHON, [PYTHON, "-m", "phase_settings", "set", "TYPED_KEY"], env)
+    seen = b""
+    sent = False
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if not sent and b"Value for TYPED_KEY" in seen:
+                os.write(fd, value.encode() + b"\n")
+                sent = True
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert sent, seen
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert value.encode() not in seen  # no echo
+    with PhaseClient(demo.token, demo.url) as client:
+        [secret] = client.list_secrets(demo.app_id, "development", key="TYPED_KEY")
+    assert secret.value == value
+
+
+# --- internal errors ---------------------------------------------------------------------------
+
+
+def test_an_internal_error_is_one_line_and_exit_4_traceback_only_with_debug(
+    demo: Demo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> object:
+        raise ZeroDivisionError("secret-ish detail")
+
+    monkeypatch.setattr(PhaseClient, "list_secrets", broken)
+    monkeypatch.setenv("PHASE_DEBUG", "1")  # no environment variable turns tracebacks on
+    code, _, err = cli(capsys, "get", "STRIPE_KEY")
+    assert code == 4
+    assert err.splitlines() == [
+        "phase-settings: internal error: ZeroDivisionError (a bug: please report it)"
+    ]
+    code, _, err = cli(capsys, "--debug", "get", "STRIPE_KEY")
+    assert code == 4
+    assert "Traceback" in err and "ZeroDivisionError" in err
+    code, _, err = cli(capsys, "get", "STRIPE_KEY", "--debug")
+    assert code == 4 and "Traceback" in err
+
+
+# --- check: Phase types and reference targets ---------------------------------------------------
+
+
+def test_check_shows_config_values_and_masks_secrets(
+    demo: Demo, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    demo.fake.set_secret(demo.app_id, "development", "LOG_LEVEL", "WARNING", type="config")
+    demo.fake.set_secret(demo.app_id, "development", "REGION", "eu-canary", type="secret")
+    demo.fake.set_secret(demo.app_id, "development", "DB_HOST", "db.internal")
+    demo.fake.set_secret(
+        demo.app_id, "development", "DSN", "postgres://${DB_HOST}/app", type="config"
+    )
+    target = settings_module(
+        tmp_path,
+        """
+        from pydantic import SecretStr
+        from phase_settings import PhaseSettings, PhaseSettingsConfigDict
+
+        class Settings(PhaseSettings):
+            model_config = PhaseSettingsConfigDict(phase_cache_ttl=0, extra="ignore")
+            log_level: str
+            region: str
+            stripe_key: SecretStr
+            dsn: str
+        """,
+    )
+    code, out, _ = cli(capsys, "check", target)
+    assert code == 0, out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert rows["log_level"].split() == ["log_level", "phase", "/", "WARNING"]
+    assert rows["dsn"].split() == ["dsn", "phase", "/", "postgres://db.internal/app"]
+    assert rows["region"].split() == ["region", "phase", "/", "****"]
+    assert rows["stripe_key"].split()[-1] == "****"
+    assert "eu-canary" not in out and STRIPE not in out
+    # DB_HOST is read by no field but is the target of DSN's reference: the listing says so.
+    assert "DB_HOST (/)" in out
+    assert "reference" in out
+    assert "unused" not in out.lower()
