@@ -208,3 +208,25 @@ def test_import_without_flask_names_the_extra() -> None:
     )
     result = run([PYTHON, "-c", probe], env=clean_env())
     assert "pip install phase-settings[flask]" in result.stdout
+
+
+@pytest.mark.parametrize("fault", ["phase-down", "wrong-env"])
+def test_flask_phase_check_reports_a_settings_load_failure_in_one_line(
+    server: FakeServer, fault: str
+) -> None:
+    """create_app cannot load its settings: ``flask phase check`` (the real ``flask`` command)
+    prints one line and exits 3, never a traceback."""
+    extra = (
+        {"PHASE_HOST": f"http://127.0.0.1:{free_port()}"}
+        if fault == "phase-down"
+        else {"PHASE_ENV": "no-such-env"}
+    )
+    result = run([*FLASK, "phase", "check"], env=server.env(extra))
+    assert result.returncode == 3, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("flask phase check: error: ")
+    assert "Traceback" not in result.stderr
+    expected = "Could not reach Phase" if fault == "phase-down" else "no-such-env"
+    assert expected in lines[0]
+    assert server.token not in result.stderr + result.stdout
