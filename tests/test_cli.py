@@ -856,3 +856,117 @@ def test_check_shows_config_values_and_masks_secrets(
     assert "DB_HOST (/)" in out
     assert "reference" in out
     assert "unused" not in out.lower()
+
+
+# --- export --for ----------------------------------------------------------------------------
+
+FOR_SETTINGS = """
+    from pydantic import AliasChoices, BaseModel, Field, SecretStr
+    from phase_settings import PhaseSettings, PhaseSettingsConfigDict
+
+    class Db(BaseModel):
+        host: str
+        password: SecretStr
+        port: int = 5432
+
+    class Settings(PhaseSettings):
+        model_config = PhaseSettingsConfigDict(
+            env_prefix="APP_",
+            phase_path=["/", "/backend"],
+            env_file=".env",
+            extra="forbid",
+            phase_cache_ttl=0,
+            phase_max_attempts=1,
+            phase_deadline=3,
+        )
+        db: Db
+        api_key: SecretStr = Field(validation_alias=AliasChoices("STRIPE_KEY", "APP_API_KEY"))
+        workers: int
+        tags: list[str]
+        note: str = "default-note"
+"""
+
+
+def _seed_for(demo: Demo) -> None:
+    env = "development"
+    demo.fake.set_secret(demo.app_id, env, "APP_WORKERS", "4")
+    demo.fake.set_secret(demo.app_id, env, "APP_DB__HOST", "db.root")
+    demo.fake.set_secret(demo.app_id, env, "APP_TAGS", '["a", "b"]')
+    demo.fake.set_secret(demo.app_id, env, "APP_DB__HOST", "db.backend", path="/backend")
+    demo.fake.set_secret(demo.app_id, env, "APP_DB__PASSWORD", "pw-canary", path="/backend")
+    demo.fake.set_secret(demo.app_id, env, "UNRELATED_BACKEND", "x", path="/backend")
+
+
+def test_export_for_writes_what_the_class_reads_and_it_loads_during_an_outage(
+    demo: Demo, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several paths, a prefix, an alias and a nested model: the exported file is exactly what
+    the class reads, and with Phase stopped the class loads from it with every field present
+    (``extra="forbid"`` accepts it)."""
+    _seed_for(demo)
+    target = settings_module(tmp_path, FOR_SETTINGS)
+    code, out, err = cli(capsys, "export", "--for", target, "--output", ".env")
+    assert code == 0, err
+    written = dotenv_values(tmp_path / ".env")
+    assert written == {
+        "APP_WORKERS": "4",
+        "APP_DB__HOST": "db.backend",  # the later folder wins, as when loading
+        "APP_TAGS": '["a", "b"]',
+        "APP_DB__PASSWORD": "pw-canary",
+        "STRIPE_KEY": STRIPE,
+    }
+    assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) == 0o600
+    assert "pw-canary" not in out + err and STRIPE not in out + err
+
+    from phase_settings import clear_cache, load_status
+
+    module = __import__(target.split(":")[0])
+    monkeypatch.setenv("PHASE_HOST", f"http://127.0.0.1:{free_port()}")  # Phase is down
+    clear_cache()
+    settings = module.Settings()
+    assert load_status(module.Settings).source == "dotenv"
+    assert settings.db.host == "db.backend"
+    assert settings.db.password.get_secret_value() == "pw-canary"
+    assert settings.api_key.get_secret_value() == STRIPE
+    assert settings.workers == 4 and settings.tags == ["a", "b"]
+    assert settings.note == "default-note"
+
+
+def test_export_for_leaves_out_an_unwritable_value_and_refuses_a_required_one(
+    demo: Demo, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _seed_for(demo)
+    target = settings_module(tmp_path, FOR_SETTINGS)
+    demo.fake.set_secret(demo.app_id, "development", "APP_NOTE", "costs ${5}")
+    code, _, err = cli(capsys, "export", "--for", target, "--output", "out.env")
+    assert code == 0, err
+    assert "APP_NOTE left out" in err and "${" in err and "costs" not in err
+    assert "APP_NOTE" not in dotenv_values(tmp_path / "out.env")
+
+    demo.fake.set_secret(demo.app_id, "development", "APP_WORKERS", "${4}")
+    code, _, err = cli(capsys, "export", "--for", target, "--output", "refused.env")
+    assert code == 1
+    assert_one_line_error(err.splitlines()[-1] + "\n")
+    assert "APP_WORKERS" in err and "workers" in err
+    assert not (tmp_path / "refused.env").exists()
+
+
+def test_export_for_is_dotenv_only(demo: Demo, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = settings_module(tmp_path, FOR_SETTINGS)
+    code, _, err = cli(capsys, "export", "--for", target, "--format", "json")
+    assert code == 2
+    assert_one_line_error(err)
+
+
+def test_export_for_warns_on_personal_overrides(
+    demo: Demo, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _seed_for(demo)
+    user = demo.fake.add_user()
+    demo.fake.set_override(user, demo.app_id, "development", "APP_WORKERS", "9")
+    monkeypatch.setenv("PHASE_SERVICE_TOKEN", user)
+    target = settings_module(tmp_path, FOR_SETTINGS)
+    code, out, err = cli(capsys, "export", "--for", target)
+    assert code == 0, err
+    assert 'APP_WORKERS="9"' in out
+    assert "APP_WORKERS: personal override" in err
