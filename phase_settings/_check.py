@@ -33,7 +33,6 @@ from ._config import UNSET
 from ._context import make_context
 from ._errors import PhaseError
 from ._fieldnames import field_names
-from ._models import LoadStatus
 from ._outcome import (
     EXIT_NO,
     EXIT_OK,
@@ -74,7 +73,9 @@ def load_settings_class(target: str) -> type[BaseSettings]:
     except (PhaseError, ValidationError, SettingsError):
         raise
     except ImportError as exc:
-        raise CommandFailed(f"cannot import {module_name}: {one_line(str(exc))}", EXIT_USAGE) from None
+        raise CommandFailed(
+            f"cannot import {module_name}: {one_line(str(exc))}", EXIT_USAGE
+        ) from None
     except Exception as exc:
         raise CommandFailed(
             f"importing {module_name} raised {type(exc).__name__}; run python -c "
@@ -117,7 +118,11 @@ def _recording(source: PydanticBaseSettingsSource) -> PydanticBaseSettingsSource
         sub = type(
             base.__name__,
             (base,),
-            {"__call__": __call__, "__module__": base.__module__, "__qualname__": base.__qualname__},
+            {
+                "__call__": __call__,
+                "__module__": base.__module__,
+                "__qualname__": base.__qualname__,
+            },
         )
         _recording_types[base] = sub
     with contextlib.suppress(TypeError):  # a source without __dict__ is not recorded
@@ -204,7 +209,9 @@ def _phase_types(overrides: Mapping[str, Any] | None, settings_cls: type[Any]) -
     arguments = {k: (",".join(v) if isinstance(v, list) else v) for k, v in arguments.items()}
     arguments = {k: ("*" if v is None else v) for k, v in arguments.items()}
     try:
-        ctx = make_context({**{"phase_deadline": UNSET}, **arguments}, 5.0, settings_cls.model_config)
+        ctx = make_context(
+            {**{"phase_deadline": UNSET}, **arguments}, 5.0, settings_cls.model_config
+        )
         with ctx.client() as client:
             fetched = ctx.fetch(client, paths=ctx.paths)
     except (PhaseError, OSError, ValueError):
@@ -254,8 +261,8 @@ def check_settings(
     phase = [s for s in sources if isinstance(s, PhaseSettingsSource)]
     report.phase_sources = len(phase)
     origins: dict[str, str] = {}
-    for source in phase:
-        result = source.result
+    for phase_source in phase:
+        result = phase_source.result
         if result is not None:
             origins.update({key.upper(): path for key, path in result.origins.items()})
             report.status = result.status
@@ -300,7 +307,9 @@ def check_settings(
             value = MASK if hide else masked(attribute)
             hidden = hide or is_secret(attribute)
         stale = from_phase and report.status.source in ("stale", "snapshot")
-        report.fields.append(FieldReport(field_name, label, path, value, hidden, tuple(also), stale))
+        report.fields.append(
+            FieldReport(field_name, label, path, value, hidden, tuple(also), stale)
+        )
 
     used = names.used(origins)
     report.unused_keys = sorted((k, p) for k, p in origins.items() if k not in used)

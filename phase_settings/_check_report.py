@@ -97,8 +97,9 @@ class CheckReport:
             return f"Phase: {where}: loaded from Phase{fetched}"
         if status.source == "cache":
             return f"Phase: {where}: loaded from Phase (cached in this process){fetched}"
-        if status.source in ("stale", "snapshot"):
-            kind = "the on-disk SNAPSHOT" if status.source == "snapshot" else "the LAST GOOD values"
+        source: str = status.source  # "snapshot" is served by releases with an on-disk snapshot
+        if source in ("stale", "snapshot"):
+            kind = "the on-disk SNAPSHOT" if source == "snapshot" else "the LAST GOOD values"
             return (
                 f"WARNING: Phase was unavailable ({status.last_error}); the values are {kind}"
                 f"{fetched}, not current ones from Phase"

@@ -78,9 +78,7 @@ class _Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line: the error and a ``--help`` hint."""
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(
-            f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n"
-        )
+        sys.stderr.write(f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
         raise SystemExit(EXIT_USAGE)
 
 

@@ -171,5 +171,3 @@ def export_for_class(
             "provide it"
         )
     return ClassExport(text, len(used) - len(left_out), warnings)
-
-

@@ -9,9 +9,8 @@ no request.
 
 from __future__ import annotations
 
-import copy  # A2 shim
-
 import contextvars
+import copy  # A2 shim
 import logging
 import os
 import re
@@ -385,7 +384,7 @@ class PhaseSettingsSource(FastEnvFields):
         """A copy with constructor arguments (app_id, env, path, tags, token, host) replaced."""
         clone = copy.copy(self)
         clone._arguments = {**self._arguments, **{f"phase_{k}": v for k, v in kwargs.items()}}
-        clone._a2_result = None
+        clone.__dict__.pop("_a2_result", None)
         return clone
 
     # END A2 shim

@@ -87,8 +87,7 @@ def _checked_key(key: str) -> str:
     else:
         reason = f"Phase would store it as {stored!r}, which is no environment variable name"
     raise CommandFailed(
-        f"key {key!r} refused: {reason}; keys are upper case letters, digits and _: "
-        f"use {usable}",
+        f"key {key!r} refused: {reason}; keys are upper case letters, digits and _: use {usable}",
         EXIT_USAGE,
     )
 

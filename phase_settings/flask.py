@@ -33,13 +33,16 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
         "phase_settings.flask needs Flask: pip install phase-settings[flask]"
     ) from exc
 
-from pydantic_settings import BaseSettings
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, SettingsError
 
-from ._live import LiveSettings
 from ._check import run_check
+from ._errors import PhaseError
+from ._live import LiveSettings
+from ._outcome import EXIT_USAGE, failure
 from ._values import settings_to_config
 
-__all__ = ["EXTENSION", "PhaseConfig"]
+__all__ = ["EXTENSION", "PhaseConfig", "phase_cli"]
 
 EXTENSION = "phase_settings"
 """The key of ``app.extensions`` that holds the current typed settings instance."""
@@ -47,7 +50,7 @@ EXTENSION = "phase_settings"
 _LIVE_EXTENSION = "phase_settings.live"
 
 
-class _Found(Exception):  # noqa: N818 - a signal, not an error
+class _Found(Exception):
     """Stops the app factory at ``init_app`` once ``flask phase check`` knows the class."""
 
     def __init__(self, settings_cls: type[BaseSettings]):
@@ -155,9 +158,7 @@ _CHECK_HELP = (
 
 
 def _check_options(command: Any) -> Any:
-    command = click.option("--strict", is_flag=True, help="Exit 3 when a fallback served.")(
-        command
-    )
+    command = click.option("--strict", is_flag=True, help="Exit 3 when a fallback served.")(command)
     command = click.option(
         "--show-values", is_flag=True, help="Show values from Phase (SecretStr stays masked)."
     )(command)

@@ -951,7 +951,9 @@ def test_export_for_leaves_out_an_unwritable_value_and_refuses_a_required_one(
     assert not (tmp_path / "refused.env").exists()
 
 
-def test_export_for_is_dotenv_only(demo: Demo, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_export_for_is_dotenv_only(
+    demo: Demo, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     target = settings_module(tmp_path, FOR_SETTINGS)
     code, _, err = cli(capsys, "export", "--for", target, "--format", "json")
     assert code == 2
