@@ -29,7 +29,6 @@ from pydantic_settings import (
 )
 
 from ._check_report import CheckReport, FieldReport
-from ._config import UNSET
 from ._context import make_context
 from ._errors import PhaseError
 from ._fieldnames import field_names
@@ -209,9 +208,7 @@ def _phase_types(overrides: Mapping[str, Any] | None, settings_cls: type[Any]) -
     arguments = {k: (",".join(v) if isinstance(v, list) else v) for k, v in arguments.items()}
     arguments = {k: ("*" if v is None else v) for k, v in arguments.items()}
     try:
-        ctx = make_context(
-            {**{"phase_deadline": UNSET}, **arguments}, 5.0, settings_cls.model_config
-        )
+        ctx = make_context(arguments, 5.0, settings_cls.model_config)
         with ctx.client() as client:
             fetched = ctx.fetch(client, paths=ctx.paths)
     except (PhaseError, OSError, ValueError):
@@ -332,10 +329,12 @@ def run_check(
     strict: bool = False,
     out: Writer | None = None,
     overrides: Mapping[str, Any] | None = None,
+    debug: bool = False,
 ) -> tuple[int, str | None]:
     """Check a settings class, write the report, and say how the command should exit.
 
     Shared by ``phase-settings check``, ``manage.py phase_check`` and ``flask phase check``.
+    An unexpected error is ``internal error: <Type>`` with exit 4 (re-raised when ``debug``).
 
     Returns:
         The exit code, and the one-line error message to print (None on success).
@@ -344,6 +343,10 @@ def run_check(
     try:
         report = check_settings(target, show_values=show_values, overrides=overrides)
     except (CommandFailed, PhaseError, ValidationError, SettingsError) as exc:
+        return failure(exc)
+    except Exception as exc:  # a bug: one line, exit 4 (the command line's --debug re-raises)
+        if debug:
+            raise
         return failure(exc)
     if as_json:
         stream.write(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")

@@ -87,16 +87,16 @@ class CheckReport:
         status = self.status
         if self.phase_sources == 0:
             return "Phase: not used (the class has no Phase source)"
-        where = f"app {self.app_id}, environment {self.env!r}" if self.app_id else ""
+        where = f"app {self.app_id}, environment {self.env!r}: " if self.app_id else ""
         fetched = (
             f" (fetched {status.fetched_at.isoformat(timespec='seconds')})"
             if status.fetched_at
             else ""
         )
         if status.source == "phase":
-            return f"Phase: {where}: loaded from Phase{fetched}"
+            return f"Phase: {where}loaded from Phase{fetched}"
         if status.source == "cache":
-            return f"Phase: {where}: loaded from Phase (cached in this process){fetched}"
+            return f"Phase: {where}loaded from Phase (cached in this process){fetched}"
         source: str = status.source  # "snapshot" is served by releases with an on-disk snapshot
         if source in ("stale", "snapshot"):
             kind = "the on-disk SNAPSHOT" if source == "snapshot" else "the LAST GOOD values"

@@ -204,8 +204,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
         show_values=args.show_values,
         strict=args.strict,
         overrides=source_overrides(args.host, args.app_id, args.env, args.path),
+        debug=args.debug,
     )
-    if error:
+    if error and code == EXIT_INTERNAL:
+        print(f"{PROG}: {error} (a bug: please report it)", file=sys.stderr)
+    elif error:
         raise CommandFailed(error, code)
     return code
 

@@ -972,3 +972,29 @@ def test_export_for_warns_on_personal_overrides(
     assert code == 0, err
     assert 'APP_WORKERS="9"' in out
     assert "APP_WORKERS: personal override" in err
+
+
+def test_check_of_a_class_that_breaks_is_an_internal_error_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = settings_module(
+        tmp_path,
+        """
+        from phase_settings import PhaseSettings
+
+        class Settings(PhaseSettings):
+            @classmethod
+            def settings_customise_sources(cls, *args, **kwargs):
+                raise LookupError("a bug in the user's class")
+        """,
+    )
+    from phase_settings._check import run_check
+
+    assert run_check(target) == (4, "internal error: LookupError")
+    code, _, err = cli(capsys, "check", target)
+    assert code == 4
+    assert err.splitlines() == [
+        "phase-settings: internal error: LookupError (a bug: please report it)"
+    ]
+    code, _, err = cli(capsys, "check", target, "--debug")
+    assert code == 4 and "Traceback" in err and "LookupError" in err
