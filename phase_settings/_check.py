@@ -96,36 +96,26 @@ def load_settings_class(target: str) -> type[BaseSettings]:
     return obj
 
 
-_recording_types: dict[type, type] = {}
-
-
 def _recording(source: PydanticBaseSettingsSource) -> PydanticBaseSettingsSource:
     """``source``, made to keep what it returns (its class gains a recording ``__call__``).
 
     The subclass has the same name, so error messages and ``settings_sources_data`` name the
-    source as before.
+    source as before. It is built per check, so no class outlives the check.
     """
     base = type(source)
-    sub = _recording_types.get(base)
-    if sub is None:
 
-        def __call__(self: Any) -> dict[str, Any]:
-            data: dict[str, Any] = base.__call__(self)
-            self.__dict__[_SEEN] = data
-            return data
+    def __call__(self: Any) -> dict[str, Any]:
+        data: dict[str, Any] = base.__call__(self)
+        self.__dict__[_SEEN] = data
+        return data
 
-        sub = type(
-            base.__name__,
-            (base,),
-            {
-                "__call__": __call__,
-                "__module__": base.__module__,
-                "__qualname__": base.__qualname__,
-            },
-        )
-        _recording_types[base] = sub
+    namespace = {
+        "__call__": __call__,
+        "__module__": base.__module__,
+        "__qualname__": base.__qualname__,
+    }
     with contextlib.suppress(TypeError):  # a source without __dict__ is not recorded
-        source.__class__ = sub
+        source.__class__ = type(base.__name__, (base,), namespace)
     return source
 
 

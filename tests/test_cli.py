@@ -115,7 +115,13 @@ def test_help_documents_every_command_and_exit_code() -> None:
     for word in ("--host", "--app-id", "--env", "--path", "PHASE_SERVICE_TOKEN", ".phase.json"):
         assert word in text
     assert "exit codes:" in text
-    for code in ("0  success", "1  the answer is no", "2  usage", "3  Phase refused"):
+    for code in (
+        "0  success",
+        "1  the answer is no",
+        "2  usage",
+        "3  Phase refused",
+        "4  an internal",
+    ):
         assert code in text
 
 
