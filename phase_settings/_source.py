@@ -10,6 +10,7 @@ no request.
 from __future__ import annotations
 
 import contextvars
+import copy  # A2 shim
 import logging
 import os
 import re
@@ -266,6 +267,12 @@ def signature_of(fetched: Sequence[tuple[str | None, Fetched]]) -> tuple[Any, ..
     )
 
 
+class _ShimResult(NamedTuple):  # A2 shim: helper A's LoadResult replaces it
+    values: dict[str, str]
+    origins: dict[str, str]
+    status: LoadStatus
+
+
 class PhaseSettingsSource(FastEnvFields):
     """Settings source that reads the secrets of one Phase app and environment.
 
@@ -356,10 +363,31 @@ class PhaseSettingsSource(FastEnvFields):
         return {}
 
     def __call__(self) -> dict[str, Any]:
+        values = self.load_values()
+        # BEGIN A2 shim (the lead takes helper A's `result`/`with_overrides` at merge)
+        self._a2_result = _ShimResult(
+            values, dict(self.report.origins), _cache().status(self.settings_cls)
+        )
+        # END A2 shim
         self.env_vars = parse_env_vars(
-            self.load_values(), self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+            values, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
         )
         return super().__call__()
+
+    # BEGIN A2 shim: minimal `result` and `with_overrides` (helper A provides the real ones)
+    @property
+    def result(self) -> _ShimResult | None:
+        """The outcome of this instance's last call, or None before it."""
+        return getattr(self, "_a2_result", None)
+
+    def with_overrides(self, **kwargs: Any) -> PhaseSettingsSource:
+        """A copy with constructor arguments (app_id, env, path, tags, token, host) replaced."""
+        clone = copy.copy(self)
+        clone._arguments = {**self._arguments, **{f"phase_{k}": v for k, v in kwargs.items()}}
+        clone.__dict__.pop("_a2_result", None)
+        return clone
+
+    # END A2 shim
 
     def __repr__(self) -> str:
         shown = {

@@ -115,7 +115,13 @@ def test_help_documents_every_command_and_exit_code() -> None:
     for word in ("--host", "--app-id", "--env", "--path", "PHASE_SERVICE_TOKEN", ".phase.json"):
         assert word in text
     assert "exit codes:" in text
-    for code in ("0  success", "1  the answer is no", "2  usage", "3  Phase refused"):
+    for code in (
+        "0  success",
+        "1  the answer is no",
+        "2  usage",
+        "3  Phase refused",
+        "4  an internal",
+    ):
         assert code in text
 
 
@@ -133,9 +139,13 @@ def test_console_script_runs() -> None:
     [[], ["bogus"], ["get"], ["export", "--format", "xml"], ["--deadline", "0", "get", "K"]],
 )
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    """A usage error is one line on stderr: the error and a --help hint (no usage block)."""
     code, _, err = cli(capsys, *argv)
     assert code == 2
-    assert "usage:" in err
+    assert len(err.splitlines()) == 1, err
+    assert ": error: " in err
+    assert "--help" in err
+    assert "usage:" not in err
 
 
 def test_import_phase_settings_does_not_import_frameworks_or_cli() -> None:
@@ -433,7 +443,7 @@ def test_check_reports_the_origin_of_each_field(
     assert rows["region"].split() == ["dotenv", "us-dotenv"]
     assert rows["log_level"].split() == ["env", "DEBUG"]
     assert rows["pool"].split()[:3] == ["env", "+", "phase"]
-    assert "Unused Phase keys" in out
+    assert "Phase keys read by no field" in out
     assert "MAX_CONECTIONS (/)" in out
     assert "loaded from Phase" in out
     assert STRIPE not in out + err and DATABASE not in out + err
@@ -470,7 +480,9 @@ def test_check_json(demo: Demo, capsys: pytest.CaptureFixture[str], tmp_path: Pa
         "masked": True,
     }
     assert fields["region"]["source"] == "default" and fields["region"]["value"] == "eu"
-    assert {"key": "MAX_CONECTIONS", "path": "/"} in report["unused_keys"]
+    assert {"key": "MAX_CONECTIONS", "path": "/", "may_be_reference_target": True} in report[
+        "unused_keys"
+    ]
     assert report["errors"] == []
 
 
@@ -704,3 +716,291 @@ def test_export_via_subprocess_writes_0600(tmp_path: Path) -> None:
         assert stat.S_IMODE(target.stat().st_mode) == 0o600
         assert dotenv_values(target)["GREETING"] == "Hello from Phase (development)"
         assert dotenv_values(target)["FEATURES"] == '["search", "export"]'
+
+
+# --- set by hand ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("assignment", "becomes"),
+    [("db_url=x", "DB_URL"), ("BAD KEY=x", "'BAD KEY'"), ("API-KEY=x", "'API-KEY'")],
+)
+def test_set_refuses_a_key_phase_would_change(
+    demo: Demo, capsys: pytest.CaptureFixture[str], assignment: str, becomes: str
+) -> None:
+    code, _, err = cli(capsys, "set", assignment)
+    assert code == 2
+    assert_one_line_error(err)
+    assert f"Phase would store it as {becomes}" in err
+    client = PhaseClient(demo.token, demo.url)
+    with client:
+        keys = {s.key for s in client.list_secrets(demo.app_id, "development", path=None)}
+    assert not keys & {"DB_URL", "BAD KEY", "API-KEY"}
+
+
+def test_set_refuses_an_empty_value_unless_allowed(
+    demo: Demo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    code, _, err = cli(capsys, "set", "EMPTY_ONE")
+    assert code == 2
+    assert_one_line_error(err)
+    assert "--allow-empty" in err
+    code, _, err = cli(capsys, "set", "EMPTY_TWO=")
+    assert code == 2 and "--allow-empty" in err
+    with PhaseClient(demo.token, demo.url) as client:
+        assert not client.list_secrets(demo.app_id, "development", key="EMPTY_ONE")
+        assert not client.list_secrets(demo.app_id, "development", key="EMPTY_TWO")
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    code, out, _ = cli(capsys, "set", "EMPTY_ONE", "--allow-empty")
+    assert code == 0 and "created EMPTY_ONE" in out
+    with PhaseClient(demo.token, demo.url) as client:
+        [secret] = client.list_secrets(demo.app_id, "development", key="EMPTY_ONE")
+    assert secret.value == ""
+
+
+def test_set_on_a_terminal_prompts_without_echo(demo: Demo, tmp_path: Path) -> None:
+    """``set KEY`` on a terminal: a prompt, the typed value never echoed, the value stored."""
+    import pty
+    import select
+
+    value = "typed-canary-7f3a"
+    env = clean_env(
+        {"PHASE_HOST": demo.url, "PHASE_APP_ID": demo.app_id, "PHASE_SERVICE_TOKEN": demo.token}
+    )
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdin, stdout and stderr are the terminal
+        os.execve(PYTHON, [PYTHON, "-m", "phase_settings", "set", "TYPED_KEY"], env)
+    seen = b""
+    sent = False
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if not sent and b"Value for TYPED_KEY" in seen:
+                os.write(fd, value.encode() + b"\n")
+                sent = True
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert sent, seen
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert value.encode() not in seen  # no echo
+    with PhaseClient(demo.token, demo.url) as client:
+        [secret] = client.list_secrets(demo.app_id, "development", key="TYPED_KEY")
+    assert secret.value == value
+
+
+# --- internal errors ---------------------------------------------------------------------------
+
+
+def test_an_internal_error_is_one_line_and_exit_4_traceback_only_with_debug(
+    demo: Demo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> object:
+        raise ZeroDivisionError("secret-ish detail")
+
+    monkeypatch.setattr(PhaseClient, "list_secrets", broken)
+    monkeypatch.setenv("PHASE_DEBUG", "1")  # no environment variable turns tracebacks on
+    code, _, err = cli(capsys, "get", "STRIPE_KEY")
+    assert code == 4
+    assert err.splitlines() == [
+        "phase-settings: internal error: ZeroDivisionError (a bug: please report it)"
+    ]
+    code, _, err = cli(capsys, "--debug", "get", "STRIPE_KEY")
+    assert code == 4
+    assert "Traceback" in err and "ZeroDivisionError" in err
+    code, _, err = cli(capsys, "get", "STRIPE_KEY", "--debug")
+    assert code == 4 and "Traceback" in err
+
+
+# --- check: Phase types and reference targets ---------------------------------------------------
+
+
+def test_check_shows_config_values_and_masks_secrets(
+    demo: Demo, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    demo.fake.set_secret(demo.app_id, "development", "LOG_LEVEL", "WARNING", type="config")
+    demo.fake.set_secret(demo.app_id, "development", "REGION", "eu-canary", type="secret")
+    demo.fake.set_secret(demo.app_id, "development", "DB_HOST", "db.internal")
+    demo.fake.set_secret(
+        demo.app_id, "development", "DSN", "postgres://${DB_HOST}/app", type="config"
+    )
+    target = settings_module(
+        tmp_path,
+        """
+        from pydantic import SecretStr
+        from phase_settings import PhaseSettings, PhaseSettingsConfigDict
+
+        class Settings(PhaseSettings):
+            model_config = PhaseSettingsConfigDict(phase_cache_ttl=0, extra="ignore")
+            log_level: str
+            region: str
+            stripe_key: SecretStr
+            dsn: str
+        """,
+    )
+    code, out, _ = cli(capsys, "check", target)
+    assert code == 0, out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert rows["log_level"].split() == ["log_level", "phase", "/", "WARNING"]
+    assert rows["dsn"].split() == ["dsn", "phase", "/", "postgres://db.internal/app"]
+    assert rows["region"].split() == ["region", "phase", "/", "****"]
+    assert rows["stripe_key"].split()[-1] == "****"
+    assert "eu-canary" not in out and STRIPE not in out
+    # DB_HOST is read by no field but is the target of DSN's reference: the listing says so.
+    assert "DB_HOST (/)" in out
+    assert "reference" in out
+    assert "unused" not in out.lower()
+
+
+# --- export --for ----------------------------------------------------------------------------
+
+FOR_SETTINGS = """
+    from pydantic import AliasChoices, BaseModel, Field, SecretStr
+    from phase_settings import PhaseSettings, PhaseSettingsConfigDict
+
+    class Db(BaseModel):
+        host: str
+        password: SecretStr
+        port: int = 5432
+
+    class Settings(PhaseSettings):
+        model_config = PhaseSettingsConfigDict(
+            env_prefix="APP_",
+            phase_path=["/", "/backend"],
+            env_file=".env",
+            extra="forbid",
+            phase_cache_ttl=0,
+            phase_max_attempts=1,
+            phase_deadline=3,
+        )
+        db: Db
+        api_key: SecretStr = Field(validation_alias=AliasChoices("STRIPE_KEY", "APP_API_KEY"))
+        workers: int
+        tags: list[str]
+        note: str = "default-note"
+"""
+
+
+def _seed_for(demo: Demo) -> None:
+    env = "development"
+    demo.fake.set_secret(demo.app_id, env, "APP_WORKERS", "4")
+    demo.fake.set_secret(demo.app_id, env, "APP_DB__HOST", "db.root")
+    demo.fake.set_secret(demo.app_id, env, "APP_TAGS", '["a", "b"]')
+    demo.fake.set_secret(demo.app_id, env, "APP_DB__HOST", "db.backend", path="/backend")
+    demo.fake.set_secret(demo.app_id, env, "APP_DB__PASSWORD", "pw-canary", path="/backend")
+    demo.fake.set_secret(demo.app_id, env, "UNRELATED_BACKEND", "x", path="/backend")
+
+
+def test_export_for_writes_what_the_class_reads_and_it_loads_during_an_outage(
+    demo: Demo, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several paths, a prefix, an alias and a nested model: the exported file is exactly what
+    the class reads, and with Phase stopped the class loads from it with every field present
+    (``extra="forbid"`` accepts it)."""
+    _seed_for(demo)
+    target = settings_module(tmp_path, FOR_SETTINGS)
+    code, out, err = cli(capsys, "export", "--for", target, "--output", ".env")
+    assert code == 0, err
+    written = dotenv_values(tmp_path / ".env")
+    assert written == {
+        "APP_WORKERS": "4",
+        "APP_DB__HOST": "db.backend",  # the later folder wins, as when loading
+        "APP_TAGS": '["a", "b"]',
+        "APP_DB__PASSWORD": "pw-canary",
+        "STRIPE_KEY": STRIPE,
+    }
+    assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) == 0o600
+    assert "pw-canary" not in out + err and STRIPE not in out + err
+
+    from phase_settings import clear_cache, load_status
+
+    module = __import__(target.split(":")[0])
+    monkeypatch.setenv("PHASE_HOST", f"http://127.0.0.1:{free_port()}")  # Phase is down
+    clear_cache()
+    settings = module.Settings()
+    assert load_status(module.Settings).source == "dotenv"
+    assert settings.db.host == "db.backend"
+    assert settings.db.password.get_secret_value() == "pw-canary"
+    assert settings.api_key.get_secret_value() == STRIPE
+    assert settings.workers == 4 and settings.tags == ["a", "b"]
+    assert settings.note == "default-note"
+
+
+def test_export_for_leaves_out_an_unwritable_value_and_refuses_a_required_one(
+    demo: Demo, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _seed_for(demo)
+    target = settings_module(tmp_path, FOR_SETTINGS)
+    demo.fake.set_secret(demo.app_id, "development", "APP_NOTE", "costs ${5}")
+    code, _, err = cli(capsys, "export", "--for", target, "--output", "out.env")
+    assert code == 0, err
+    assert "APP_NOTE left out" in err and "${" in err and "costs" not in err
+    assert "APP_NOTE" not in dotenv_values(tmp_path / "out.env")
+
+    demo.fake.set_secret(demo.app_id, "development", "APP_WORKERS", "${4}")
+    code, _, err = cli(capsys, "export", "--for", target, "--output", "refused.env")
+    assert code == 1
+    assert_one_line_error(err.splitlines()[-1] + "\n")
+    assert "APP_WORKERS" in err and "workers" in err
+    assert not (tmp_path / "refused.env").exists()
+
+
+def test_export_for_is_dotenv_only(
+    demo: Demo, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = settings_module(tmp_path, FOR_SETTINGS)
+    code, _, err = cli(capsys, "export", "--for", target, "--format", "json")
+    assert code == 2
+    assert_one_line_error(err)
+
+
+def test_export_for_warns_on_personal_overrides(
+    demo: Demo, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _seed_for(demo)
+    user = demo.fake.add_user()
+    demo.fake.set_override(user, demo.app_id, "development", "APP_WORKERS", "9")
+    monkeypatch.setenv("PHASE_SERVICE_TOKEN", user)
+    target = settings_module(tmp_path, FOR_SETTINGS)
+    code, out, err = cli(capsys, "export", "--for", target)
+    assert code == 0, err
+    assert 'APP_WORKERS="9"' in out
+    assert "APP_WORKERS: personal override" in err
+
+
+def test_check_of_a_class_that_breaks_is_an_internal_error_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = settings_module(
+        tmp_path,
+        """
+        from phase_settings import PhaseSettings
+
+        class Settings(PhaseSettings):
+            @classmethod
+            def settings_customise_sources(cls, *args, **kwargs):
+                raise LookupError("a bug in the user's class")
+        """,
+    )
+    from phase_settings._check import run_check
+
+    assert run_check(target) == (4, "internal error: LookupError")
+    code, _, err = cli(capsys, "check", target)
+    assert code == 4
+    assert err.splitlines() == [
+        "phase-settings: internal error: LookupError (a bug: please report it)"
+    ]
+    code, _, err = cli(capsys, "check", target, "--debug")
+    assert code == 4 and "Traceback" in err and "LookupError" in err

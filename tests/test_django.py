@@ -181,3 +181,28 @@ def test_import_without_django_names_the_extra() -> None:
     )
     result = run([PYTHON, "-c", probe], env=clean_env())
     assert "pip install phase-settings[django]" in result.stdout
+
+
+@pytest.mark.parametrize("fault", ["phase-down", "wrong-env"])
+def test_phase_check_reports_a_settings_load_failure_in_one_line(
+    server: FakeServer, fault: str
+) -> None:
+    """settings.py cannot load (Phase down, or an environment that does not exist): the
+    command a user runs to find out why prints one line and exits 3, never a traceback."""
+    extra = (
+        {"PHASE_HOST": f"http://127.0.0.1:{free_port()}"}
+        if fault == "phase-down"
+        else {"PHASE_ENV": "no-such-env"}
+    )
+    result = run([*MANAGE, "phase_check"], env=server.env(extra), cwd=EXAMPLE)
+    assert result.returncode == 3, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    expected = "Could not reach Phase" if fault == "phase-down" else "no-such-env"
+    assert expected in lines[0]
+    assert server.token not in result.stderr + result.stdout
+
+    # Any other command still refuses to start on settings that cannot load.
+    other = run([*MANAGE, "check"], env=server.env(extra), cwd=EXAMPLE)
+    assert other.returncode != 0

@@ -208,3 +208,72 @@ def test_import_without_flask_names_the_extra() -> None:
     )
     result = run([PYTHON, "-c", probe], env=clean_env())
     assert "pip install phase-settings[flask]" in result.stdout
+
+
+@pytest.mark.parametrize("fault", ["phase-down", "wrong-env"])
+def test_flask_phase_check_reports_a_settings_load_failure_in_one_line(
+    server: FakeServer, fault: str
+) -> None:
+    """create_app cannot load its settings: ``flask phase check`` (the real ``flask`` command)
+    prints one line and exits 3, never a traceback."""
+    extra = (
+        {"PHASE_HOST": f"http://127.0.0.1:{free_port()}"}
+        if fault == "phase-down"
+        else {"PHASE_ENV": "no-such-env"}
+    )
+    result = run([*FLASK, "phase", "check"], env=server.env(extra))
+    assert result.returncode == 3, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("flask phase check: error: ")
+    assert "Traceback" not in result.stderr
+    expected = "Could not reach Phase" if fault == "phase-down" else "no-such-env"
+    assert expected in lines[0]
+    assert server.token not in result.stderr + result.stdout
+
+
+def test_flask_phase_check_reports_settings_loaded_at_import(
+    server: FakeServer, tmp_path: Path
+) -> None:
+    """An app module that loads its settings at import (no factory): the same one line, exit 3;
+    an app without PhaseConfig: a usage error, exit 2."""
+    (tmp_path / "eager_app.py").write_text(
+        textwrap.dedent(
+            """
+            from flask import Flask
+            from phase_settings import PhaseSettings
+            from phase_settings.flask import PhaseConfig
+
+            class Settings(PhaseSettings):
+                secret_key: str
+
+            settings = Settings()
+            app = Flask(__name__)
+            """
+        ),
+        encoding="utf-8",
+    )
+    (tmp_path / "plain_app.py").write_text(
+        "from flask import Flask\napp = Flask(__name__)\n", encoding="utf-8"
+    )
+    env = server.env({"PHASE_ENV": "no-such-env"})
+    eager = run(
+        [PYTHON, "-m", "flask", "--app", "eager_app", "phase", "check"], env=env, cwd=tmp_path
+    )
+    assert eager.returncode == 3, eager.stderr
+    assert len(eager.stderr.splitlines()) == 1 and "no-such-env" in eager.stderr
+    plain = run(
+        [PYTHON, "-m", "flask", "--app", "plain_app", "phase", "check"], env=env, cwd=tmp_path
+    )
+    assert plain.returncode == 2, plain.stderr
+    assert len(plain.stderr.splitlines()) == 1 and "PhaseConfig" in plain.stderr
+
+
+def test_integrations_do_not_import_the_command_line() -> None:
+    probe = (
+        "import sys, phase_settings.flask, phase_settings.django\n"
+        "from phase_settings.django.management.commands import phase_check\n"
+        "print('phase_settings.cli' in sys.modules)\n"
+    )
+    result = run([PYTHON, "-c", probe], env=clean_env())
+    assert result.stdout.strip() == "False", result.stderr

@@ -8,14 +8,19 @@ class Settings(PhaseSettings):
     secret_key: SecretStr
     debug: bool = False
 
-export(Settings(), globals())          # SECRET_KEY, DEBUG
+export(Settings, globals())            # SECRET_KEY, DEBUG
 INSTALLED_APPS = [..., "phase_settings.django"]   # adds manage.py phase_check
 PHASE_SETTINGS_CLASS = "mysite.settings:Settings"
 ```
+
+Pass the class (not an instance) so that ``manage.py phase_check`` can report a settings load
+that fails (Phase down, a wrong environment, invalid values) as one line and an exit code,
+instead of Django aborting with a traceback while it reads ``settings.py``.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -26,14 +31,31 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
         "phase_settings.django needs Django: pip install phase-settings[django]"
     ) from exc
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+from pydantic_settings import SettingsError
 
-from ..cli import settings_to_config
+from .._errors import PhaseError
+from .._values import settings_to_config
 
-__all__ = ["export"]
+__all__ = ["CHECK_COMMAND", "deferred_error", "export"]
+
+CHECK_COMMAND = "phase_check"
+"""The management command during which a settings load error is deferred, not raised."""
+
+_deferred: list[tuple[type[BaseModel], BaseException]] = []
 
 
-def export(settings: BaseModel, namespace: MutableMapping[str, Any]) -> None:
+def _running_check() -> bool:
+    # manage.py and django-admin take the command name as their first argument.
+    return len(sys.argv) > 1 and sys.argv[1] == CHECK_COMMAND
+
+
+def deferred_error() -> tuple[type[BaseModel], BaseException] | None:
+    """The settings class and the error its load raised while ``phase_check`` was starting."""
+    return _deferred[-1] if _deferred else None
+
+
+def export(settings: BaseModel | type[BaseModel], namespace: MutableMapping[str, Any]) -> None:
     """Write the fields of ``settings`` into a Django settings module's namespace.
 
     Each field becomes an ``UPPER_CASE`` name: ``SecretStr`` values are unwrapped (Django and
@@ -41,7 +63,22 @@ def export(settings: BaseModel, namespace: MutableMapping[str, Any]) -> None:
     ``DATABASES``-style settings can be declared as models.
 
     Args:
-        settings: the settings instance (usually a ``PhaseSettings``).
+        settings: the settings class (loaded here) or an instance (usually a
+            ``PhaseSettings``).
         namespace: the settings module's namespace, normally ``globals()``.
+
+    Raises:
+        PhaseError, ValidationError, SettingsError: the class cannot be loaded. While
+            ``manage.py phase_check`` runs, the error is kept for the command to report and
+            nothing is written.
     """
+    if isinstance(settings, type):
+        try:
+            instance = settings()
+        except (PhaseError, ValidationError, SettingsError) as exc:
+            if not _running_check():
+                raise
+            _deferred.append((settings, exc))
+            return
+        settings = instance
     namespace.update(settings_to_config(settings))

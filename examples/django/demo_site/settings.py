@@ -31,7 +31,7 @@ class Settings(PhaseSettings):
     items_per_page: int = 20
 
 
-export(Settings(), globals())  # SECRET_KEY, DEBUG, ALLOWED_HOSTS, GREETING, ITEMS_PER_PAGE
+export(Settings, globals())  # SECRET_KEY, DEBUG, ALLOWED_HOSTS, GREETING, ITEMS_PER_PAGE
 
 PHASE_SETTINGS_CLASS = "demo_site.settings:Settings"  # the default of manage.py phase_check
 

@@ -1,7 +1,9 @@
 """``manage.py phase_check [module:Class]``: where each setting comes from, and is it valid.
 
-The same report and exit codes as ``phase-settings check``: 0 valid; 1 invalid; 2 usage or
-local configuration; 3 Phase refused or unreachable, or a fallback served under ``--strict``.
+The same report, one-line errors and exit codes as ``phase-settings check``: 0 valid; 1 invalid;
+2 usage or local configuration; 3 Phase refused or unreachable, or a fallback served under
+``--strict``. A load error that ``phase_settings.django.export`` deferred while Django read the
+settings module is reported here.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ....cli import EXIT_USAGE, run_check
+from ...._check import run_check
+from ...._outcome import EXIT_USAGE, failure
+from ... import deferred_error
 
 
 class Command(BaseCommand):
@@ -44,6 +48,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        deferred = deferred_error()
+        if deferred is not None and not options.get("target"):
+            code, message = failure(deferred[1])
+            raise CommandError(message, returncode=code)
         target = options.get("target") or getattr(settings, "PHASE_SETTINGS_CLASS", None)
         if not target:
             raise CommandError(
