@@ -157,7 +157,7 @@ def test_django_walkthrough(tmp_path: Path) -> None:
         out = w.output
         # step 2: the check report, before the site starts
         assert "secret_key      phase /" in out and "OK: 5 field(s) valid" in out, out
-        assert re.search(r"Unused Phase keys.*\n\s+LEGACY_FLAG \(/\)", out), out
+        assert re.search(r"Phase keys read by no field.*\n\s+LEGACY_FLAG \(/\)", out), out
         # "While it runs": the README's lines, in another shell
         check_json, check_production = sh_blocks(readme("django"))[1][1:]
         report = in_another_shell(w, check_json)
