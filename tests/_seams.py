@@ -6,10 +6,13 @@ one seam it uses:
 
 - :func:`client_with_virtual_time`: ``PhaseClient``'s own ``clock``, ``sleep`` and ``rng``
   arguments (public).
-- :func:`cache_clock`: the process cache's timer and random source (the cache reads both from
-  the object itself, so the seam is two attributes of that one object).
+- :func:`cache_clock`: the process-wide cache object's timer and random source
+  (``phase_settings._cache.process_cache._timer`` / ``._rng``; its TTL map ``._fresh_cache``
+  is dropped so that it is rebuilt on the new timer).
 - :func:`refresh_waits`: the random source ``LiveSettings``' refresh thread draws its jitter
-  from, and the event it waits on between refreshes (so no test sleeps through an interval).
+  from (the ``random`` name in ``phase_settings._live``), and the event the thread waits on
+  between refreshes (``LiveSettings._stop``; ``._thread`` to join it), so no test sleeps
+  through an interval.
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ def refresh_waits(
     rounds: int,
     seed: int,
     start: Callable[[], None],
-    timeout: float = 10.0,
+    timeout: float = 30.0,
 ) -> list[float]:
     """Run ``start()`` (which starts ``live``'s refresh thread) with a seeded jitter source and
     without real waits; returns the ``rounds`` waits the thread chose, in order."""
