@@ -28,10 +28,13 @@ from .conftest import Phase
 TTL = 100.0
 
 
-def settings_class(phase: Phase, **config: Any) -> type[PhaseSettings]:
-    class Settings(PhaseSettings):
+class Fields(PhaseSettings):
+    db_host: str = "unset"
+
+
+def settings_class(phase: Phase, **config: Any) -> type[Fields]:
+    class Settings(Fields):
         model_config = PhaseSettingsConfigDict(**phase.config(**config))  # type: ignore[typeddict-item]
-        db_host: str = "unset"
 
     return Settings
 

@@ -28,11 +28,14 @@ from .conftest import Phase
 REMOTE_HOST = "phase.example.test"  # never resolved: the loopback proxy answers for it
 
 
-def settings_class(**config: Any) -> type[PhaseSettings]:
-    class Settings(PhaseSettings):
+class Fields(PhaseSettings):
+    db_host: str = "unset"
+    worker_count: str = "unset"
+
+
+def settings_class(**config: Any) -> type[Fields]:
+    class Settings(Fields):
         model_config = PhaseSettingsConfigDict(**config)  # type: ignore[typeddict-item]
-        db_host: str = "unset"
-        worker_count: str = "unset"
 
     return Settings
 

@@ -30,8 +30,12 @@ def env_file(tmp_path: Path) -> Path:
     return path
 
 
-def settings_class(phase: Phase, fallback: str, **config: Any) -> type[PhaseSettings]:
-    class Settings(PhaseSettings):
+class Fields(PhaseSettings):
+    db_host: str
+
+
+def settings_class(phase: Phase, fallback: str, **config: Any) -> type[Fields]:
+    class Settings(Fields):
         model_config = PhaseSettingsConfigDict(
             **phase.config(  # type: ignore[typeddict-item]
                 phase_fallback=fallback,
@@ -41,7 +45,6 @@ def settings_class(phase: Phase, fallback: str, **config: Any) -> type[PhaseSett
                 **config,
             )
         )
-        db_host: str
 
     return Settings
 
