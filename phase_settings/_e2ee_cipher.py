@@ -57,9 +57,7 @@ def aead_encrypt(plaintext: bytes, key: bytes, *, nonce: bytes | None = None) ->
 
     if nonce is None:
         nonce = utils.random(_NONCE_BYTES)
-    sealed: bytes = bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
-        plaintext, None, nonce, key
-    )
+    sealed: bytes = bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, None, nonce, key)
     return sealed + nonce
 
 
