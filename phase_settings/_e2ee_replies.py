@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from ._e2ee_cipher import CipherError
 from ._e2ee_keys import AccountKeys, EnvKeys, TokenKeys
 from ._errors import PhaseNotFoundError, PhaseResponseError
-from ._models import Secret, SecretOverride, _bad, _time
+from ._models import PhaseApp, PhaseEnvironment, Secret, SecretOverride, _bad, _time
 
 __all__ = ["AppEntry", "EnvEntry", "TokenAccess", "parse_secrets", "parse_tokens"]
 
@@ -23,7 +23,16 @@ __all__ = ["AppEntry", "EnvEntry", "TokenAccess", "parse_secrets", "parse_tokens
 class EnvEntry:
     """One environment the token holds a key for (its wrapped keys are never shown)."""
 
-    __slots__ = ("app_id", "app_name", "id", "identity_key", "name", "wrapped_salt", "wrapped_seed")
+    __slots__ = (
+        "app_id",
+        "app_name",
+        "id",
+        "identity_key",
+        "name",
+        "record",
+        "wrapped_salt",
+        "wrapped_seed",
+    )
 
     def __init__(self, app_id: str, app_name: str, raw: Mapping[str, Any]) -> None:
         environment = raw.get("environment")
@@ -36,6 +45,16 @@ class EnvEntry:
         self.identity_key = _str(raw, "identity_key")
         self.wrapped_seed = _str(raw, "wrapped_seed")
         self.wrapped_salt = _str(raw, "wrapped_salt")
+        index = environment.get("index", 0)
+        env_type = environment.get("env_type")
+        self.record = PhaseEnvironment(
+            id=self.id,
+            name=self.name,
+            env_type=env_type if isinstance(env_type, str) else "custom",
+            index=index if isinstance(index, int) and not isinstance(index, bool) else 0,
+            created_at=_time(environment, "created_at"),
+            updated_at=_time(environment, "updated_at"),
+        )
 
     def __repr__(self) -> str:
         return f"EnvEntry(app={self.app_name!r}, name={self.name!r}, id={self.id!r})"
@@ -85,6 +104,19 @@ class TokenAccess:
             f"The token has no access to app {app_id!r} over the end-to-end-encrypted API; "
             f"apps it can read: {seen}"
         )
+
+    def list_apps(self) -> list[PhaseApp]:
+        """The apps the token can read, as ``list_apps`` returns them over REST (``sse_enabled``
+        from the reply's ``encryption``; no description or dates: this API gives none)."""
+        return [PhaseApp(a.id, a.name, None, a.encryption == "SSE") for a in self.apps]
+
+    def list_environments(self, app_id: str) -> list[PhaseEnvironment]:
+        """The environments of ``app_id`` the token can read, in the order served.
+
+        Raises:
+            PhaseNotFoundError: the token cannot read the app.
+        """
+        return [env.record for env in self.app(app_id).environments]
 
     def app_named(self, name: str) -> AppEntry | None:
         """The one app whose name matches ``name`` case-insensitively, else None (no match,

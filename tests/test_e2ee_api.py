@@ -190,6 +190,17 @@ def test_app_by_name_is_case_insensitive_and_unique() -> None:
     assert ambiguous.app_named("phase-settings-real-A") is None
 
 
+def test_apps_and_environments_listed_from_the_tokens_reply() -> None:
+    access = _access()
+    apps = {app.name: app for app in access.list_apps()}
+    assert apps["phase-settings-e2ee-B"].sse_enabled is False
+    assert apps["phase-settings-real-A"].sse_enabled is True
+    envs = {env.name: env for env in access.list_environments(APP_B)}
+    assert set(envs) == {"Development", "Staging", "Production"}
+    assert (envs["Production"].env_type, envs["Production"].index) == ("prod", 2)
+    assert envs["Development"].id == vectors()["user"]["environment_id"]
+
+
 def test_tokens_reply_not_in_the_contract_shape_is_a_response_error() -> None:
     with pytest.raises(PhaseResponseError, match="wrapped_key_share"):
         parse_tokens({"apps": []}, TokenKeys.from_token(vectors()["user"]["token"]))

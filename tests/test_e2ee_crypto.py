@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import pickle
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -103,6 +105,15 @@ def test_env_keypair_from_seed_and_digest_match_the_vectors() -> None:
         blake2b_digest(b"DB_HOST", digest["salt_hex_used_as_ascii_key"].encode())
         == (digest["expected_hex"])
     )
+
+
+def test_importing_the_e2ee_modules_does_not_import_pynacl() -> None:
+    code = (
+        "import sys, phase_settings, phase_settings._e2ee_api, phase_settings._e2ee_replies, "
+        "phase_settings._references; print('nacl' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
 
 
 # --- round trips ------------------------------------------------------------------------------
