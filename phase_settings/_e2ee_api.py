@@ -200,7 +200,8 @@ def update_request(
         if existing is None:
             unknown.append(secret_id)
             continue
-        key = _text(item, "key", existing.key).strip().upper() or existing.key
+        # A new key is upper-cased as on create; the current one is kept exactly as stored.
+        key = _text(item, "key").strip().upper() if item.get("key") else existing.key
         merged = {
             "value": item.get("value", existing.value),
             "comment": item.get("comment", existing.comment),

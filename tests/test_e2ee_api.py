@@ -27,6 +27,7 @@ from phase_settings._e2ee_api import (
 )
 from phase_settings._e2ee_keys import TokenKeys
 from phase_settings._e2ee_replies import TokenAccess, parse_secrets, parse_tokens
+from phase_settings._models import Secret
 from phase_settings._models import parse_secrets as parse_rest_secrets
 from phase_settings._references import ReferenceResolver
 from tests._e2ee_data import exchange, vectors
@@ -256,8 +257,24 @@ def test_update_sends_tags_and_path_in_full_and_refuses_other_ids() -> None:
     assert keys.decrypt(item["key"]) == "TAGGED" and keys.decrypt(item["value"]) == "new"
     assert keys.decrypt(item["comment"]) == tagged.comment
     assert item["keyDigest"] == keys.digest("TAGGED")
+    renamed = update_request(HOST, "x", keys, [{"id": tagged.id, "key": "new_name"}], current)
+    assert renamed is not None
+    assert keys.decrypt(renamed.json["secrets"][0]["key"]) == "NEW_NAME"
+    assert renamed.json["secrets"][0]["keyDigest"] == keys.digest("NEW_NAME")
     with pytest.raises(PhaseNotFoundError, match="not-here"):
         update_request(HOST, "x", keys, [{"id": tagged.id}, {"id": "not-here"}], current)
+
+
+def test_update_keeps_a_lower_case_key_written_by_another_client() -> None:
+    access = _access()
+    keys = access.env_keys(access.environment(access.app(APP_B), "Development"))
+    lower = Secret("id-1", "sdk_lower_key", "v", path="/", tags=("t",))
+    request = update_request(HOST, "x", keys, [{"id": "id-1", "value": "w"}], {"id-1": lower})
+    assert request is not None
+    (item,) = request.json["secrets"]
+    assert keys.decrypt(item["key"]) == "sdk_lower_key"
+    assert item["keyDigest"] == keys.digest("sdk_lower_key")
+    assert item["tags"] == ["t"]
 
 
 def test_delete_refuses_ids_of_other_environments() -> None:
