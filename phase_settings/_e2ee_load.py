@@ -165,6 +165,13 @@ class E2EELoad:
             raise RuntimeError("the load is not complete: send what pending() returns first")
         return [resolver.resolve(self._home[i]) for i in range(len(self._paths))]
 
+    def unresolved(self) -> list[list[Secret]]:
+        """The secrets of each path as stored, references not resolved: what an update must
+        keep for the fields it does not change."""
+        if not self._done:
+            raise RuntimeError("the load is not complete: send what pending() returns first")
+        return [self._home[i] for i in range(len(self._paths))]
+
     # -- internals ---------------------------------------------------------------------------
 
     def _select(self) -> None:

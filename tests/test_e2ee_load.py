@@ -200,3 +200,22 @@ def test_an_altered_home_reply_is_a_response_error_naming_the_key() -> None:
 def test_result_before_the_load_is_complete_is_refused() -> None:
     with pytest.raises(RuntimeError, match="not complete"):
         new_load().result()
+    with pytest.raises(RuntimeError, match="not complete"):
+        new_load().unresolved()
+
+
+def test_unresolved_keeps_references_as_stored_for_updates() -> None:
+    load = new_load()
+    run(load, Recorded())
+    (stored,) = load.unresolved()
+    values = {s.key: s.value for s in stored}
+    assert values["DATABASE_URL"] == "postgres://app:pw@${DB_HOST}:${DB_PORT}/appdb"
+
+
+def test_a_load_of_no_folder_only_opens_the_environment_keys_for_a_write() -> None:
+    server = Recorded()
+    load = new_load(APP_B, "Development", paths=())
+    assert run(load, server) == []
+    assert load.env_keys is not None
+    assert load.env_keys.public_key_hex == vectors()["user"]["expected"]["env_public_key_hex"]
+    assert len(server.sent) == 1
