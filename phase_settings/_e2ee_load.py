@@ -181,8 +181,11 @@ class E2EELoad:
         self._keys = self._access.env_keys(entry)
 
     def _entry(self, fetch: Fetch) -> Any:
-        assert self._access is not None
-        app = self._access.app_named(fetch.app)
+        assert self._access is not None and self._app is not None
+        if fetch.app == self._app.name.lower():  # the home app, even if another has its name
+            app: AppEntry | None = self._app
+        else:
+            app = self._access.app_named(fetch.app)
         return None if app is None else self._access.find_environment(app, fetch.env)
 
     def _reference_request(self, fetch: Fetch) -> Pending:
