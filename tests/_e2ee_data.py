@@ -26,7 +26,7 @@ class Exchange(NamedTuple):
 
 
 def vectors() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((DATA / "vectors.json").read_text())
+    data: dict[str, Any] = json.loads((DATA / "e2ee-vectors.json").read_text())
     return data
 
 
@@ -36,7 +36,7 @@ def _headers(lines: list[str]) -> dict[str, str]:
 
 def exchange(name: str) -> Exchange:
     """The exchange ``<folder>/<file stem>``, e.g. ``user_appB/01_GET_tokens``."""
-    raw = (DATA / f"{name}.http").read_bytes()
+    raw = (DATA / "recorded-e2ee" / f"{name}.http").read_bytes()
     request_part, _, response_part = raw.partition(b"### RESPONSE\n")
     request_part = request_part.split(b"### REQUEST\n", 1)[1]
     req_head, _, req_body = request_part.partition(b"\n\n")
