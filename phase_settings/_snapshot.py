@@ -359,6 +359,8 @@ class SnapshotStore:
             if lock.held_here():
                 return self._replace_if_newer(key, secrets, fetched_at)
             with lock.acquire(WRITE_LOCK_WAIT) as got:
+                if lock.open_error is not None:
+                    raise lock.open_error
                 if not got and _has_fcntl():
                     log.debug("snapshot lock busy: this fetch is not written")
                     return False

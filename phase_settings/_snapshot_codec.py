@@ -51,7 +51,7 @@ def encode_payload(secrets: Sequence[Secret], fetched_at: datetime) -> bytes:
         for s in secrets
     ]
     document = {"fetched_at": fetched_at.isoformat(), "secrets": records}
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    return json.dumps(document, ensure_ascii=True, separators=(",", ":")).encode()
 
 
 def _want(condition: bool, what: str) -> None:

@@ -74,6 +74,7 @@ class FileLock:
         self._clock = clock
         self._sleep = sleep
         self._owner: dict[int, tuple[int, int]] = {}  # fd -> (pid, thread) of our holds
+        self.open_error: OSError | None = None  # why the lock file could not be opened, last
 
     def __repr__(self) -> str:
         return f"FileLock({self.path!r})"
@@ -124,9 +125,12 @@ class FileLock:
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         flags |= getattr(os, "O_NOFOLLOW", 0)
         try:
-            return os.open(self.path, flags, 0o600)
-        except OSError:
+            fd = os.open(self.path, flags, 0o600)
+        except OSError as exc:
+            self.open_error = exc
             return None
+        self.open_error = None
+        return fd
 
     def _poll(self, fd: int, fcntl: ModuleType, wait_seconds: float) -> bool:
         give_up_at = self._clock() + max(0.0, wait_seconds)
