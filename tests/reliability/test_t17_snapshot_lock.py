@@ -10,6 +10,7 @@ releases) its parent's lock.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -50,10 +51,8 @@ def kill_list() -> Iterator[list[int]]:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             continue
-        try:
+        with contextlib.suppress(ChildProcessError):  # a grandchild: init reaps it
             os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass  # a grandchild: init reaps it
 
 
 def read_line(fd: int, timeout: float = 10.0) -> str:
