@@ -126,6 +126,8 @@ class FileLock:
         flags |= getattr(os, "O_NOFOLLOW", 0)
         try:
             fd = os.open(self.path, flags, 0o600)
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, 0o600)  # whatever the umask: never narrower, never wider
         except OSError as exc:
             self.open_error = exc
             return None
