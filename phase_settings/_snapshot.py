@@ -23,6 +23,7 @@ fetch per TTL through it (with the lock of :mod:`._snapshot_lock`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import stat
@@ -36,8 +37,8 @@ from pydantic import SecretStr
 
 from ._models import Secret
 from ._snapshot_codec import decode_payload, encode_payload
+from ._snapshot_keys import FORMAT_VERSION, SnapshotKey, associated_data, blake2b_32, derive_keys
 from ._snapshot_lock import FileLock
-from ._transport import auth_header
 
 __all__ = [
     "DEFAULT_MAX_AGE",
@@ -45,11 +46,12 @@ __all__ = [
     "Snapshot",
     "SnapshotKey",
     "SnapshotStore",
+    "clear_stores",
+    "shared_store",
 ]
 
 log = logging.getLogger("phase_settings.snapshot")
 
-FORMAT_VERSION = 1
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0  # seconds: an older snapshot is never served
 FUTURE_TOLERANCE = 300.0  # seconds a fetched_at may lie ahead of this host's clock
 WRITE_LOCK_WAIT = 5.0  # seconds write() waits for the key's lock when the caller holds none
@@ -59,23 +61,7 @@ _MAGIC = b"PSSNAP"
 _HEADER = len(_MAGIC) + 1  # magic, then the format version in one byte
 _NONCE = 24  # XChaCha20-Poly1305-IETF
 _TAG = 16
-_PERSON = b"phase-settings\x00\x00"  # BLAKE2b personalisation: exactly 16 bytes
 _SUFFIX = ".snapshot"
-
-
-class SnapshotKey(NamedTuple):
-    """What a snapshot belongs to: the mode (``"sse"``/``"e2ee"``) and the cache key's parts.
-
-    ``SnapshotKey(mode, *cache_key)`` builds one from a ``CacheKey``.
-    """
-
-    mode: str
-    base_url: str
-    app_id: str
-    env: str
-    path: str | None
-    tags: tuple[str, ...]
-    token_fingerprint: str
 
 
 class Snapshot(NamedTuple):
@@ -98,59 +84,6 @@ class Snapshot(NamedTuple):
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _lp(data: bytes) -> bytes:
-    return len(data).to_bytes(4, "big") + data
-
-
-def associated_data(key: SnapshotKey, version: int = FORMAT_VERSION) -> bytes:
-    """Format version, mode and cache key, each length-prefixed (``path=None`` differs from
-    every string)."""
-    parts = [str(version).encode(), key.mode.encode(), key.base_url.encode()]
-    parts += [key.app_id.encode(), key.env.encode()]
-    path = b"\x00" if key.path is None else b"\x01" + key.path.encode()
-    parts += [path, _lp(b"".join(_lp(t.encode()) for t in key.tags))]
-    parts.append(key.token_fingerprint.encode())
-    return b"".join(_lp(p) for p in parts)
-
-
-def key_material(token: str | SecretStr) -> tuple[bytes, str]:
-    """The secret the snapshot key is derived from, and which kind it is.
-
-    ``share0`` and ``wrapKey`` of a ``pss_`` token (sent to nobody), else the bearer value.
-
-    Raises:
-        PhaseConfigError: the token is in no known form (the message never contains it).
-    """
-    raw = token.get_secret_value() if isinstance(token, SecretStr) else token
-    header = auth_header(raw)  # validates the token; raises a clear, token-free error
-    parts = raw.strip().split(":")
-    if len(parts) == 6 and all(len(p) == 64 for p in parts[4:6]):
-        try:
-            return bytes.fromhex(parts[4]) + bytes.fromhex(parts[5]), "keyparts"
-        except ValueError:
-            pass
-    return bytes.fromhex(header.rsplit(" ", 1)[1]), "bearer"
-
-
-def _blake2b(data: bytes, *, key: bytes) -> bytes:
-    from nacl.encoding import RawEncoder
-    from nacl.hash import blake2b
-
-    return blake2b(data, digest_size=32, key=key, person=_PERSON, encoder=RawEncoder)
-
-
-class _Keys(NamedTuple):
-    seal: bytes
-    name: bytes
-
-
-def derive_keys(token: str | SecretStr, version: int = FORMAT_VERSION) -> _Keys:
-    """The sealing key and the file-name key for a token (32 bytes each)."""
-    material, kind = key_material(token)
-    label = f"phase-settings snapshot v{version} {kind} ".encode()
-    return _Keys(_blake2b(label + b"seal", key=material), _blake2b(label + b"name", key=material))
 
 
 class SnapshotStore:
@@ -185,7 +118,8 @@ class SnapshotStore:
         self._random_bytes = random_bytes
         self._monotonic = monotonic
         self._sleep = sleep
-        self._keys = derive_keys(token)
+        self._version = FORMAT_VERSION  # read at construction: tests build other versions
+        self._keys = derive_keys(token, self._version)
         self._guard = threading.Lock()
         self._locks: dict[str, FileLock] = {}
         self._warned: set[str] = set()
@@ -199,7 +133,7 @@ class SnapshotStore:
 
     def path_for(self, key: SnapshotKey) -> str:
         """The snapshot file of ``key``: a keyed hash of its associated data."""
-        digest = _blake2b(associated_data(key), key=self._keys.name).hex()
+        digest = blake2b_32(associated_data(key, self._version), key=self._keys.name).hex()
         return os.path.join(self.directory, digest + _SUFFIX)
 
     def _warn_once(self, what: str, message: str, *args: object) -> None:
@@ -308,15 +242,18 @@ class SnapshotStore:
     def _unseal(self, data: bytes, key: SnapshotKey) -> Snapshot | str:
         if len(data) < _HEADER + _NONCE + _TAG or not data.startswith(_MAGIC):
             return "is truncated or not a phase-settings snapshot"
-        if data[len(_MAGIC)] != FORMAT_VERSION:
-            return f"is of format version {data[len(_MAGIC)]}, this release reads {FORMAT_VERSION}"
+        if data[len(_MAGIC)] != self._version:
+            return f"is of format version {data[len(_MAGIC)]}, this release reads {self._version}"
         from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_decrypt
         from nacl.exceptions import CryptoError
 
         nonce = data[_HEADER : _HEADER + _NONCE]
         try:
             plain = crypto_aead_xchacha20poly1305_ietf_decrypt(
-                data[_HEADER + _NONCE :], associated_data(key), nonce, self._keys.seal
+                data[_HEADER + _NONCE :],
+                associated_data(key, self._version),
+                nonce,
+                self._keys.seal,
             )
         except CryptoError:
             return "fails authentication (damaged, or sealed for another key or token)"
@@ -336,9 +273,12 @@ class SnapshotStore:
         if len(nonce) != _NONCE:
             raise ValueError("the nonce source returned the wrong number of bytes")
         sealed = crypto_aead_xchacha20poly1305_ietf_encrypt(
-            encode_payload(secrets, fetched_at), associated_data(key), nonce, self._keys.seal
+            encode_payload(secrets, fetched_at),
+            associated_data(key, self._version),
+            nonce,
+            self._keys.seal,
         )
-        return _MAGIC + bytes([FORMAT_VERSION]) + nonce + sealed
+        return _MAGIC + bytes([self._version]) + nonce + sealed
 
     def write(self, key: SnapshotKey, secrets: Sequence[Secret], fetched_at: datetime) -> bool:
         """Store ``secrets`` fetched at ``fetched_at`` unless the file on disk is as new or newer.
@@ -434,6 +374,38 @@ class SnapshotStore:
     def holds_lock(self, key: SnapshotKey) -> bool:
         """True when this thread of this process holds the key's lock."""
         return self.enabled and self._lock_for(key).held_here()
+
+
+_stores: dict[tuple[str, str, float], SnapshotStore] = {}
+_stores_guard = threading.Lock()
+
+
+def shared_store(
+    directory: str | os.PathLike[str], token: str | SecretStr, *, max_age: float = DEFAULT_MAX_AGE
+) -> SnapshotStore:
+    """The process's store for this folder and token, built once: the folder is checked (and
+    a bad one warned about) once per process, not on every load.
+
+    Raises:
+        PhaseConfigError: the token is in no known form.
+    """
+    raw = token.get_secret_value() if isinstance(token, SecretStr) else token
+    ident = (
+        os.path.abspath(os.fspath(directory)),
+        hashlib.sha256(raw.encode()).hexdigest(),
+        float(max_age),
+    )
+    with _stores_guard:
+        store = _stores.get(ident)
+        if store is None:
+            store = _stores[ident] = SnapshotStore(directory, token, max_age=max_age)
+        return store
+
+
+def clear_stores() -> None:
+    """Forget every shared store (the next use checks its folder again)."""
+    with _stores_guard:
+        _stores.clear()
 
 
 def _has_fcntl() -> bool:

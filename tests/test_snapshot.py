@@ -22,13 +22,8 @@ from pydantic import SecretStr
 from phase_settings import PhaseConfigError
 from phase_settings import _snapshot as snapshot_module
 from phase_settings._models import Secret, SecretOverride
-from phase_settings._snapshot import (
-    DEFAULT_MAX_AGE,
-    Snapshot,
-    SnapshotKey,
-    SnapshotStore,
-    derive_keys,
-)
+from phase_settings._snapshot import DEFAULT_MAX_AGE, Snapshot, SnapshotKey, SnapshotStore
+from phase_settings._snapshot_keys import derive_keys
 from phase_settings._snapshot_lock import FileLock
 
 TOKEN_PART, PUB, SHARE0, WRAP = ("1a" * 32, "2b" * 32, "3c" * 32, "4d" * 32)
@@ -154,18 +149,18 @@ def test_key_is_derived_from_the_parts_the_server_never_sees() -> None:
         return hashlib.blake2b(label, digest_size=32, key=material, person=person).digest()
 
     material = bytes.fromhex(SHARE0) + bytes.fromhex(WRAP)
-    keys = derive_keys(TOKEN)
+    keys = derive_keys(TOKEN, 1)
     assert keys.seal == blake(b"phase-settings snapshot v1 keyparts seal", material)
     assert keys.name == blake(b"phase-settings snapshot v1 keyparts name", material)
     assert keys.seal != keys.name
     # the bearer value alone (what the server knows) does not give the key of a pss_ token
-    assert derive_keys(REST_TOKEN).seal == blake(
+    assert derive_keys(REST_TOKEN, 1).seal == blake(
         b"phase-settings snapshot v1 bearer seal", bytes.fromhex(TOKEN_PART)
     )
-    assert derive_keys(REST_TOKEN).seal != keys.seal
-    assert derive_keys(OTHER_TOKEN).seal != keys.seal
-    assert derive_keys(SecretStr(TOKEN)) == keys
-    assert derive_keys(TOKEN, version=2).seal != keys.seal
+    assert derive_keys(REST_TOKEN, 1).seal != keys.seal
+    assert derive_keys(OTHER_TOKEN, 1).seal != keys.seal
+    assert derive_keys(SecretStr(TOKEN), 1) == keys
+    assert derive_keys(TOKEN, 2).seal != keys.seal
 
 
 def test_a_malformed_token_is_a_config_error_without_the_token(folder: Path) -> None:
@@ -177,6 +172,7 @@ def test_a_malformed_token_is_a_config_error_without_the_token(folder: Path) -> 
 def test_repr_shows_no_key_material(make_store: Callable[..., SnapshotStore]) -> None:
     store = make_store()
     text = repr(store) + repr(store.read(KEY)) + repr(Snapshot(SECRETS, T0))
+    text += repr(store._keys) + str(store._keys)
     for secret in (TOKEN_PART, SHARE0, WRAP, "hunter2-canary", store._keys.seal.hex()):
         assert secret not in text
 
@@ -424,3 +420,21 @@ def test_pynacl_is_not_imported_until_a_store_is_used() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_a_shared_store_checks_its_folder_once_per_process(
+    folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder.mkdir(mode=0o755)
+    snapshot_module.clear_stores()
+    try:
+        first = snapshot_module.shared_store(folder, TOKEN)
+        assert snapshot_module.shared_store(str(folder), SecretStr(TOKEN)) is first
+        assert snapshot_module.shared_store(folder, OTHER_TOKEN) is not first
+        assert snapshot_module.shared_store(folder, TOKEN, max_age=60) is not first
+        assert not first.enabled
+        assert len(warnings_of(caplog)) == 3  # one per store, not one per load
+        snapshot_module.clear_stores()
+        assert snapshot_module.shared_store(folder, TOKEN) is not first
+    finally:
+        snapshot_module.clear_stores()
