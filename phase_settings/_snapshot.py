@@ -29,6 +29,7 @@ import os
 import stat
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -122,6 +123,8 @@ class SnapshotStore:
         self._keys = derive_keys(token, self._version)
         self._guard = threading.Lock()
         self._locks: dict[str, FileLock] = {}
+        self._write_guards: dict[str, threading.Lock] = {}  # writers of one key take turns
+        _live_stores.add(self)
         self._warned: set[str] = set()
         self.enabled = self._prepare_folder()
 
@@ -283,7 +286,8 @@ class SnapshotStore:
     def write(self, key: SnapshotKey, secrets: Sequence[Secret], fetched_at: datetime) -> bool:
         """Store ``secrets`` fetched at ``fetched_at`` unless the file on disk is as new or newer.
 
-        Takes the key's lock unless this thread already holds it (waiting at most
+        Writers of one key in this process take turns; the key's lock file is taken unless
+        this process already holds it through this store (waiting at most
         ``WRITE_LOCK_WAIT`` seconds; without the lock nothing is written, except where there is
         no ``fcntl`` at all). Atomic: temporary file, fsync, rename. Never raises.
 
@@ -295,6 +299,9 @@ class SnapshotStore:
         if fetched_at.tzinfo is None:
             raise ValueError("fetched_at must be an aware datetime")
         lock = self._lock_for(key)
+        guard = self._write_guard(key)
+        if not guard.acquire(timeout=WRITE_LOCK_WAIT):
+            return False
         try:
             if lock.held_here():
                 return self._replace_if_newer(key, secrets, fetched_at)
@@ -313,6 +320,12 @@ class SnapshotStore:
                 exc.strerror or type(exc).__name__,
             )
             return False
+        finally:
+            guard.release()
+
+    def _write_guard(self, key: SnapshotKey) -> threading.Lock:
+        with self._guard:
+            return self._write_guards.setdefault(self.path_for(key), threading.Lock())
 
     def _replace_if_newer(
         self, key: SnapshotKey, secrets: Sequence[Secret], fetched_at: datetime
@@ -372,12 +385,26 @@ class SnapshotStore:
             yield got
 
     def holds_lock(self, key: SnapshotKey) -> bool:
-        """True when this thread of this process holds the key's lock."""
+        """True while this process holds the key's lock through this store."""
         return self.enabled and self._lock_for(key).held_here()
 
 
 _stores: dict[tuple[str, str, float], SnapshotStore] = {}
 _stores_guard = threading.Lock()
+_live_stores: weakref.WeakSet[SnapshotStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A parent thread may have held one of these locks at fork time: the child starts afresh.
+    global _stores_guard
+    _stores_guard = threading.Lock()
+    for store in list(_live_stores):
+        store._guard = threading.Lock()
+        store._write_guards = {}
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def shared_store(

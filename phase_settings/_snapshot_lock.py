@@ -25,8 +25,8 @@ __all__ = ["FileLock", "fcntl_module"]
 POLL_START = 0.005  # seconds between two attempts at first ...
 POLL_MAX = 0.05  # ... growing to this, so a waiter notices a release within 50 ms
 
-# fd -> (pid, thread id) of every lock this process holds; guarded by _held_guard.
-_held: dict[int, tuple[int, int]] = {}
+# fd -> pid of every lock this process holds; guarded by _held_guard.
+_held: dict[int, int] = {}
 _held_guard = threading.Lock()
 
 
@@ -73,17 +73,20 @@ class FileLock:
         self.path = path
         self._clock = clock
         self._sleep = sleep
-        self._owner: dict[int, tuple[int, int]] = {}  # fd -> (pid, thread) of our holds
+        self._owner: dict[int, int] = {}  # fd -> pid of the holds taken through this object
         self.open_error: OSError | None = None  # why the lock file could not be opened, last
 
     def __repr__(self) -> str:
         return f"FileLock({self.path!r})"
 
     def held_here(self) -> bool:
-        """True when this thread of this process holds the lock (a forked child never does)."""
-        me = (os.getpid(), threading.get_ident())
+        """True while a thread of this process holds the lock through this object (whichever
+        thread took it: async callers take it in a worker thread). A forked child never does."""
+        me = os.getpid()
         with _held_guard:
-            return any(_held.get(fd) == me for fd, owner in self._owner.items() if owner == me)
+            return any(
+                _held.get(fd) == me for fd, owner in list(self._owner.items()) if owner == me
+            )
 
     @contextlib.contextmanager
     def acquire(self, wait_seconds: float) -> Iterator[bool]:
@@ -106,7 +109,7 @@ class FileLock:
         try:
             got = self._poll(fd, fcntl, wait_seconds)
             if got:
-                me = (os.getpid(), threading.get_ident())
+                me = os.getpid()
                 with _held_guard:
                     _held[fd] = me
                 self._owner[fd] = me
@@ -157,7 +160,7 @@ class FileLock:
         owner = self._owner.pop(fd, None)
         with _held_guard:
             registered = _held.get(fd)
-            if owner is not None and registered == owner and owner[0] == os.getpid():
+            if owner is not None and registered == owner == os.getpid():
                 del _held[fd]
             else:
                 # A forked child leaving a block its parent entered: its copy of the descriptor

@@ -386,19 +386,52 @@ def test_write_inside_the_lock_does_not_wait_on_itself(
     assert store.read(KEY) == Snapshot(SECRETS, T0)
 
 
-def test_another_thread_does_not_write_under_someone_elses_lock(
+def test_a_lock_taken_in_a_worker_thread_covers_writes_from_other_threads(
+    make_store: Callable[..., SnapshotStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    # async callers poll the lock in a worker thread and write from the event loop's thread
+    fake = FakeTime()
+    store = make_store(monotonic=fake.monotonic, sleep=fake.sleep)
+    lock = store.lock(KEY, 0.0)
+    entered: list[bool] = []
+    worker = threading.Thread(target=lambda: entered.append(lock.__enter__()))
+    worker.start()
+    worker.join(5)
+    assert entered == [True] and store.holds_lock(KEY)
+    # sixteen threads write at once under it: they take turns, the newest stays, nothing torn
+    results: list[bool] = []
+    writers = [
+        threading.Thread(
+            target=lambda i=i: results.append(
+                store.write(KEY, SECRETS[i % 3 :], T0 + timedelta(seconds=i))
+            )
+        )
+        for i in range(16)
+    ]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join(10)
+    assert len(results) == 16 and any(results)
+    assert fake.sleeps == []  # nobody waited on the lock file this process holds
+    lock.__exit__(None, None, None)
+    assert not store.holds_lock(KEY)
+    assert store.read(KEY) == Snapshot(SECRETS[15 % 3 :], T0 + timedelta(seconds=15))
+    assert warnings_of(caplog) == []
+    assert [p.suffix for p in Path(store.directory).iterdir() if p.suffix == ".tmp"] == []
+
+
+def test_another_store_waits_for_the_lock_to_write(
     make_store: Callable[..., SnapshotStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(snapshot_module, "WRITE_LOCK_WAIT", 0.05)
-    store = make_store()
-    results: list[bool] = []
-    with store.lock(KEY, 0.0) as got:
+    holder, other = make_store(), make_store()  # as two processes would
+    with holder.lock(KEY, 0.0) as got:
         assert got
-        thread = threading.Thread(target=lambda: results.append(store.write(KEY, SECRETS, T0)))
-        thread.start()
-        thread.join(5)
-    assert results == [False]
-    assert store.write(KEY, SECRETS, T0)
+        assert not other.holds_lock(KEY)
+        assert not other.write(KEY, SECRETS, T0)  # busy: gave up after its wait
+    assert other.read(KEY) is None
+    assert other.write(KEY, SECRETS, T0)
 
 
 def test_lock_file_that_cannot_be_opened_yields_false(tmp_path: Path) -> None:
