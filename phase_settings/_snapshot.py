@@ -148,7 +148,7 @@ class SnapshotStore:
 
     def _prepare_folder(self) -> bool:
         try:
-            os.mkdir(self.directory, 0o700)
+            os.makedirs(self.directory, 0o700)  # missing parents get the usual mode
             os.chmod(self.directory, 0o700)  # a umask such as 0o200 must not narrow it
         except FileExistsError:
             pass

@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import random
+import stat
 import subprocess
 import sys
 import threading
@@ -319,6 +320,13 @@ def test_a_folder_of_another_user_disables_the_store(
     assert list(folder.iterdir()) == []
     assert len(warnings_of(caplog)) == 1
     assert "does not belong to this user" in warnings_of(caplog)[0]
+
+
+def test_missing_parents_are_created_and_only_the_folder_is_private(tmp_path: Path) -> None:
+    folder = tmp_path / "var" / "cache" / "phase"
+    store = SnapshotStore(folder, TOKEN)
+    assert store.enabled and store.write(KEY, SECRETS, T0)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
 
 
 def test_a_folder_that_cannot_be_created_is_one_warning(
