@@ -36,6 +36,7 @@ from typing import NamedTuple
 
 from pydantic import SecretStr
 
+from ._errors import scrubbed
 from ._models import Secret
 from ._snapshot_codec import decode_payload, encode_payload
 from ._snapshot_keys import FORMAT_VERSION, SnapshotKey, associated_data, blake2b_32, derive_keys
@@ -102,6 +103,7 @@ class SnapshotStore:
         PhaseConfigError: the token is in no known form.
     """
 
+    @scrubbed()
     def __init__(
         self,
         directory: str | os.PathLike[str],
@@ -407,6 +409,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+@scrubbed()
 def shared_store(
     directory: str | os.PathLike[str], token: str | SecretStr, *, max_age: float = DEFAULT_MAX_AGE
 ) -> SnapshotStore:

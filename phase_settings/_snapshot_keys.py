@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from pydantic import SecretStr
 
+from ._errors import scrubbed
 from ._transport import auth_header
 
 __all__ = [
@@ -59,6 +60,7 @@ def associated_data(key: SnapshotKey, version: int) -> bytes:
     return b"".join(_lp(p) for p in parts)
 
 
+@scrubbed()
 def key_material(token: str | SecretStr) -> tuple[bytes, str]:
     """The secret the snapshot key is derived from, and which kind it is.
 
@@ -96,6 +98,7 @@ class SnapshotKeys(NamedTuple):
         return "SnapshotKeys(****)"
 
 
+@scrubbed()
 def derive_keys(token: str | SecretStr, version: int) -> SnapshotKeys:
     """The sealing key and the file-name key for a token (32 bytes each)."""
     material, kind = key_material(token)

@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -164,10 +165,25 @@ def test_key_is_derived_from_the_parts_the_server_never_sees() -> None:
     assert derive_keys(TOKEN, 2).seal != keys.seal
 
 
-def test_a_malformed_token_is_a_config_error_without_the_token(folder: Path) -> None:
+@pytest.mark.parametrize(
+    "build", [SnapshotStore, snapshot_module.shared_store, lambda f, t: derive_keys(t, 1)]
+)
+def test_a_malformed_token_is_a_config_error_without_the_token(
+    folder: Path, build: Callable[[Path, str], object]
+) -> None:
     with pytest.raises(PhaseConfigError) as info:
-        SnapshotStore(folder, "pss_service:v2:not-hex-canary")
-    assert "canary" not in str(info.value)
+        build(folder, f"pss_service:v2:{'ab' * 31}zz:canary-{SHARE0}")
+    assert "is not a Phase token" in str(info.value)
+    library = os.path.dirname(snapshot_module.__file__)
+    frames = [
+        frame
+        for frame, _ in traceback.walk_tb(info.value.__traceback__)
+        if frame.f_code.co_filename.startswith(library)
+    ]
+    assert frames  # the error leaves from the library ...
+    for frame in frames:  # ... from frames that hold no token (what capture_locals records)
+        text = repr(frame.f_locals)
+        assert "canary" not in text and SHARE0 not in text, frame.f_code.co_name
 
 
 def test_repr_shows_no_key_material(make_store: Callable[..., SnapshotStore]) -> None:
