@@ -291,10 +291,14 @@ class SnapshotStore:
         Writers of one key in this process take turns; the key's lock file is taken unless
         this process already holds it through this store (waiting at most
         ``WRITE_LOCK_WAIT`` seconds; without the lock nothing is written, except where there is
-        no ``fcntl`` at all). Atomic: temporary file, fsync, rename. Never raises.
+        no ``fcntl`` at all). Atomic: temporary file, fsync, rename. A file system that refuses
+        is one WARNING (once per store), never an exception.
 
         Returns:
             True when the file now holds these values.
+
+        Raises:
+            ValueError: ``fetched_at`` is naive (a caller's bug, not a condition of the disk).
         """
         if not self.enabled:
             return False
@@ -347,7 +351,8 @@ class SnapshotStore:
         fd = os.open(temporary, flags, 0o600)
         try:
             try:
-                os.fchmod(fd, 0o600)
+                if hasattr(os, "fchmod"):
+                    os.fchmod(fd, 0o600)  # whatever the umask
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]

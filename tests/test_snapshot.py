@@ -495,3 +495,10 @@ def test_a_shared_store_checks_its_folder_once_per_process(
         assert snapshot_module.shared_store(folder, TOKEN) is not first
     finally:
         snapshot_module.clear_stores()
+
+
+def test_a_naive_fetch_time_is_refused(make_store: Callable[..., SnapshotStore]) -> None:
+    store = make_store()
+    with pytest.raises(ValueError, match="aware"):
+        store.write(KEY, SECRETS, datetime(2026, 1, 1))
+    assert store.read(KEY) is None
