@@ -1,0 +1,468 @@
+"""The encrypted on-disk snapshot: the last good values of one cache key, sealed in a folder.
+
+A process started while Phase is down boots from it, and the processes of one host share one
+fetch per TTL through it (with the lock of :mod:`._snapshot_lock`).
+
+- *Sealing*: XChaCha20-Poly1305 (libsodium through PyNaCl, imported only here and only when a
+  store is used). The key is derived with keyed BLAKE2b (fixed personalisation, the format
+  version in the message) from the parts of a ``pss_`` token that never leave the client,
+  ``share0`` and ``wrapKey``; the console's REST form (``ServiceAccount <token>``) has no such
+  parts, so its key comes from the bearer value, which the server also knows. The associated
+  data binds the format version, the mode and the cache key (each length-prefixed), so a file
+  copied to another key's name fails authentication. The payload holds the secrets and
+  ``fetched_at``, never key material.
+- *File name*: a keyed hash of the associated data: no app, environment or folder name shows.
+- *Writing*: a temporary file in the folder, fsync, rename (a reader sees the old or the new
+  file, never a torn one), mode 0600, under the key's lock, and only when strictly newer than
+  the file on disk, so an old copy put back can never win.
+- *Folder*: created 0700; an existing one must belong to this user with mode 0700, otherwise one
+  WARNING and the store stays off. Nothing here raises: a damaged, foreign or unreadable file is
+  one WARNING and a miss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import stat
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+from pydantic import SecretStr
+
+from ._errors import scrubbed
+from ._models import Secret
+from ._snapshot_codec import decode_payload, encode_payload
+from ._snapshot_keys import FORMAT_VERSION, SnapshotKey, associated_data, blake2b_32, derive_keys
+from ._snapshot_lock import FileLock
+
+__all__ = [
+    "DEFAULT_MAX_AGE",
+    "FORMAT_VERSION",
+    "Snapshot",
+    "SnapshotKey",
+    "SnapshotStore",
+    "clear_stores",
+    "shared_store",
+]
+
+log = logging.getLogger("phase_settings.snapshot")
+
+DEFAULT_MAX_AGE = 7 * 24 * 3600.0  # seconds: an older snapshot is never served
+FUTURE_TOLERANCE = 300.0  # seconds a fetched_at may lie ahead of this host's clock
+WRITE_LOCK_WAIT = 5.0  # seconds write() waits for the key's lock when the caller holds none
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+_MAGIC = b"PSSNAP"
+_HEADER = len(_MAGIC) + 1  # magic, then the format version in one byte
+_NONCE = 24  # XChaCha20-Poly1305-IETF
+_TAG = 16
+_SUFFIX = ".snapshot"
+
+
+class Snapshot(NamedTuple):
+    """Secrets read back from a snapshot, and when they were fetched from Phase (aware UTC)."""
+
+    secrets: tuple[Secret, ...]
+    fetched_at: datetime
+
+    def __repr__(self) -> str:
+        return f"Snapshot({len(self.secrets)} secrets, fetched_at={self.fetched_at.isoformat()})"
+
+    def age(self, now: datetime) -> float:
+        """Seconds since the fetch (0 for a fetch dated after ``now``)."""
+        return max(0.0, (now - self.fetched_at).total_seconds())
+
+    def fresh_for(self, lifetime: float, now: datetime) -> float:
+        """Seconds left of a cache lifetime that started at the fetch (<= 0: expired)."""
+        return lifetime - self.age(now)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class SnapshotStore:
+    """Snapshots of one token in one folder.
+
+    Args:
+        directory: the snapshot folder (``phase_snapshot_dir``).
+        token: the Phase token; only keys derived from it are kept.
+        max_age: seconds after which a snapshot is never served (``phase_snapshot_max_age``).
+        clock: the current time, aware UTC (injectable for tests).
+        random_bytes: the nonce source (injectable for tests).
+        monotonic, sleep: drive the lock's polling (injectable for tests).
+
+    Raises:
+        PhaseConfigError: the token is in no known form.
+    """
+
+    @scrubbed()
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        token: str | SecretStr,
+        *,
+        max_age: float = DEFAULT_MAX_AGE,
+        clock: Callable[[], datetime] = _utcnow,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.directory = os.path.abspath(os.fspath(directory))
+        self.max_age = max_age
+        self._clock = clock
+        self._random_bytes = random_bytes
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._version = FORMAT_VERSION  # read at construction: tests build other versions
+        self._keys = derive_keys(token, self._version)
+        self._guard = threading.Lock()
+        self._locks: dict[str, FileLock] = {}
+        self._write_guards: dict[str, threading.Lock] = {}  # writers of one key take turns
+        _live_stores.add(self)
+        self._warned: set[str] = set()
+        self.enabled = self._prepare_folder()
+
+    def __repr__(self) -> str:
+        state = "on" if self.enabled else "off"
+        return f"SnapshotStore({self.directory!r}, {state})"
+
+    # --- names and folder -----------------------------------------------------------------
+
+    def path_for(self, key: SnapshotKey) -> str:
+        """The snapshot file of ``key``: a keyed hash of its associated data."""
+        digest = blake2b_32(associated_data(key, self._version), key=self._keys.name).hex()
+        return os.path.join(self.directory, digest + _SUFFIX)
+
+    def _warn_once(self, what: str, message: str, *args: object) -> None:
+        with self._guard:
+            if what in self._warned:
+                return
+            self._warned.add(what)
+        log.warning(message, *args)
+
+    def _prepare_folder(self) -> bool:
+        try:
+            os.makedirs(self.directory, 0o700)  # missing parents get the usual mode
+            os.chmod(self.directory, 0o700)  # a umask such as 0o200 must not narrow it
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            self._warn_once(
+                "folder",
+                "snapshot folder %s cannot be created (%s): loads go on without a snapshot",
+                self.directory,
+                exc.strerror or type(exc).__name__,
+            )
+            return False
+        try:
+            info = os.stat(self.directory)
+        except OSError as exc:
+            self._warn_once(
+                "folder",
+                "snapshot folder %s cannot be read (%s): loads go on without a snapshot",
+                self.directory,
+                exc.strerror or type(exc).__name__,
+            )
+            return False
+        problem = None
+        if not stat.S_ISDIR(info.st_mode):
+            problem = "is not a folder"
+        elif hasattr(os, "getuid") and info.st_uid != os.getuid():
+            problem = "does not belong to this user"
+        elif hasattr(os, "getuid") and stat.S_IMODE(info.st_mode) != 0o700:
+            problem = f"has mode {stat.S_IMODE(info.st_mode):04o}, not 0700"
+        elif not os.access(self.directory, os.W_OK | os.X_OK):
+            problem = "is not writable"
+        if problem is not None:
+            self._warn_once(
+                "folder",
+                "snapshot folder %s %s: no snapshot is used or written",
+                self.directory,
+                problem,
+            )
+            return False
+        return True
+
+    # --- reading --------------------------------------------------------------------------
+
+    def read(self, key: SnapshotKey, *, now: datetime | None = None) -> Snapshot | None:
+        """The snapshot of ``key`` if one may be served at ``now``, else None.
+
+        None without a word when there is none, or when the store is off; one WARNING when the
+        file is damaged, foreign, of another format version or dated in the future; an INFO
+        line when it is older than ``max_age``. Never raises.
+        """
+        if not self.enabled:
+            return None
+        now = now or self._clock()
+        snapshot = self._load(key)
+        if snapshot is None:
+            return None
+        age = (now - snapshot.fetched_at).total_seconds()
+        if age < -FUTURE_TOLERANCE:
+            log.warning(
+                "snapshot %s is dated %.0f s in the future: not served",
+                os.path.basename(self.path_for(key)),
+                -age,
+            )
+            return None
+        if age > self.max_age:
+            log.info(
+                "snapshot %s is %.0f s old, older than phase_snapshot_max_age (%.0f s): not served",
+                os.path.basename(self.path_for(key)),
+                age,
+                self.max_age,
+            )
+            return None
+        return snapshot
+
+    def _load(self, key: SnapshotKey) -> Snapshot | None:
+        path = self.path_for(key)
+        name = os.path.basename(path)
+        try:
+            data = _read_file(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning(
+                "snapshot %s cannot be read (%s): not served",
+                name,
+                exc.strerror or type(exc).__name__,
+            )
+            return None
+        problem = self._unseal(data, key)
+        if isinstance(problem, str):
+            log.warning("snapshot %s %s: not served", name, problem)
+            return None
+        return problem
+
+    def _unseal(self, data: bytes, key: SnapshotKey) -> Snapshot | str:
+        if len(data) < _HEADER + _NONCE + _TAG or not data.startswith(_MAGIC):
+            return "is truncated or not a phase-settings snapshot"
+        if data[len(_MAGIC)] != self._version:
+            return f"is of format version {data[len(_MAGIC)]}, this release reads {self._version}"
+        from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_decrypt
+        from nacl.exceptions import CryptoError
+
+        nonce = data[_HEADER : _HEADER + _NONCE]
+        try:
+            plain = crypto_aead_xchacha20poly1305_ietf_decrypt(
+                data[_HEADER + _NONCE :],
+                associated_data(key, self._version),
+                nonce,
+                self._keys.seal,
+            )
+        except CryptoError:
+            return "fails authentication (damaged, or sealed for another key or token)"
+        try:
+            secrets, fetched_at = decode_payload(plain)
+        except ValueError:
+            return "holds a payload this release cannot read"
+        return Snapshot(secrets, fetched_at)
+
+    # --- writing --------------------------------------------------------------------------
+
+    def seal(self, key: SnapshotKey, secrets: Sequence[Secret], fetched_at: datetime) -> bytes:
+        """The file contents for these secrets (a fresh random nonce each time)."""
+        from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt
+
+        nonce = self._random_bytes(_NONCE)
+        if len(nonce) != _NONCE:
+            raise ValueError("the nonce source returned the wrong number of bytes")
+        sealed = crypto_aead_xchacha20poly1305_ietf_encrypt(
+            encode_payload(secrets, fetched_at),
+            associated_data(key, self._version),
+            nonce,
+            self._keys.seal,
+        )
+        return _MAGIC + bytes([self._version]) + nonce + sealed
+
+    def write(self, key: SnapshotKey, secrets: Sequence[Secret], fetched_at: datetime) -> bool:
+        """Store ``secrets`` fetched at ``fetched_at`` unless the file on disk is as new or newer.
+
+        Writers of one key in this process take turns; the key's lock file is taken unless
+        this process already holds it through this store (waiting at most
+        ``WRITE_LOCK_WAIT`` seconds; without the lock nothing is written, except where there is
+        no ``fcntl`` at all). Atomic: temporary file, fsync, rename. A file system that refuses
+        is one WARNING (once per store), never an exception.
+
+        Returns:
+            True when the file now holds these values.
+
+        Raises:
+            ValueError: ``fetched_at`` is naive (a caller's bug, not a condition of the disk).
+        """
+        if not self.enabled:
+            return False
+        if fetched_at.tzinfo is None:
+            raise ValueError("fetched_at must be an aware datetime")
+        lock = self._lock_for(key)
+        guard = self._write_guard(key)
+        if not guard.acquire(timeout=WRITE_LOCK_WAIT):
+            return False
+        try:
+            if lock.held_here():
+                return self._replace_if_newer(key, secrets, fetched_at)
+            with lock.acquire(WRITE_LOCK_WAIT) as got:
+                if lock.open_error is not None:
+                    raise lock.open_error
+                if not got and _has_fcntl():
+                    log.debug("snapshot lock busy: this fetch is not written")
+                    return False
+                return self._replace_if_newer(key, secrets, fetched_at)
+        except OSError as exc:
+            self._warn_once(
+                "write",
+                "snapshot folder %s cannot be written (%s): loads go on without a snapshot",
+                self.directory,
+                exc.strerror or type(exc).__name__,
+            )
+            return False
+        finally:
+            guard.release()
+
+    def _write_guard(self, key: SnapshotKey) -> threading.Lock:
+        with self._guard:
+            return self._write_guards.setdefault(self.path_for(key), threading.Lock())
+
+    def _replace_if_newer(
+        self, key: SnapshotKey, secrets: Sequence[Secret], fetched_at: datetime
+    ) -> bool:
+        path = self.path_for(key)
+        on_disk = self._load(key)
+        if on_disk is not None:
+            now = self._clock()
+            from_future = (on_disk.fetched_at - now) > timedelta(seconds=FUTURE_TOLERANCE)
+            if on_disk.fetched_at >= fetched_at and not from_future:
+                return False
+        data = self.seal(key, secrets, fetched_at)
+        temporary = path + ".tmp"  # one per key: writers of a key take turns under its lock
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(temporary, flags, 0o600)
+        try:
+            try:
+                if hasattr(os, "fchmod"):
+                    os.fchmod(fd, 0o600)  # whatever the umask
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        _fsync_folder(self.directory)
+        return True
+
+    # --- lock -----------------------------------------------------------------------------
+
+    def _lock_for(self, key: SnapshotKey) -> FileLock:
+        path = self.path_for(key)[: -len(_SUFFIX)] + ".lock"
+        with self._guard:
+            lock = self._locks.get(path)
+            if lock is None:
+                lock = FileLock(path, clock=self._monotonic, sleep=self._sleep)
+                self._locks[path] = lock
+            return lock
+
+    @contextlib.contextmanager
+    def lock(self, key: SnapshotKey, wait_seconds: float) -> Iterator[bool]:
+        """Hold the key's lock file for the ``with`` block, polling at most ``wait_seconds``.
+
+        Yields whether this caller got it: False after the wait budget, without ``fcntl``, or
+        when the store is off. A forked child never holds its parent's lock.
+        """
+        if not self.enabled:
+            yield False
+            return
+        with self._lock_for(key).acquire(wait_seconds) as got:
+            yield got
+
+    def holds_lock(self, key: SnapshotKey) -> bool:
+        """True while this process holds the key's lock through this store."""
+        return self.enabled and self._lock_for(key).held_here()
+
+
+_stores: dict[tuple[str, str, float], SnapshotStore] = {}
+_stores_guard = threading.Lock()
+_live_stores: weakref.WeakSet[SnapshotStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A parent thread may have held one of these locks at fork time: the child starts afresh.
+    global _stores_guard
+    _stores_guard = threading.Lock()
+    for store in list(_live_stores):
+        store._guard = threading.Lock()
+        store._write_guards = {}
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+@scrubbed()
+def shared_store(
+    directory: str | os.PathLike[str], token: str | SecretStr, *, max_age: float = DEFAULT_MAX_AGE
+) -> SnapshotStore:
+    """The process's store for this folder and token, built once: the folder is checked (and
+    a bad one warned about) once per process, not on every load.
+
+    Raises:
+        PhaseConfigError: the token is in no known form.
+    """
+    raw = token.get_secret_value() if isinstance(token, SecretStr) else token
+    ident = (
+        os.path.abspath(os.fspath(directory)),
+        hashlib.sha256(raw.encode()).hexdigest(),
+        float(max_age),
+    )
+    with _stores_guard:
+        store = _stores.get(ident)
+        if store is None:
+            store = _stores[ident] = SnapshotStore(directory, token, max_age=max_age)
+        return store
+
+
+def clear_stores() -> None:
+    """Forget every shared store (the next use checks its folder again)."""
+    with _stores_guard:
+        _stores.clear()
+
+
+def _has_fcntl() -> bool:
+    from ._snapshot_lock import fcntl_module
+
+    return fcntl_module() is not None
+
+
+def _read_file(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        return b""  # read as truncated: nothing this library writes is that large
+    return data
+
+
+def _fsync_folder(directory: str) -> None:
+    # The rename is durable only once the folder is synced; not every platform allows it.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
