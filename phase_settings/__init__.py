@@ -11,8 +11,6 @@ class Settings(PhaseSettings):
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 from ._config import PhaseSettingsConfigDict
 from ._errors import (
     PhaseAuthError,
@@ -30,6 +28,7 @@ from ._errors import (
     PhaseUnavailableError,
 )
 from ._source import PhaseSettings, PhaseSettingsSource
+from ._version import __version__
 
 # Loaded on first use (PEP 562): declaring a settings class costs only the source; the HTTP
 # client, httpcore, the records and the refresh machinery load with the first load that

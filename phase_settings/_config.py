@@ -18,7 +18,6 @@ from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from ._errors import PhaseConfigError, scrubbed
-from ._transport import env_flag, parse_verify_ssl
 
 __all__ = [
     "UNSET",
@@ -105,6 +104,33 @@ DEFAULTS: dict[str, Any] = {
 }
 
 PHASE_JSON_DEPTH = 8
+
+
+def env_flag(value: str | None) -> bool | None:
+    """Parse a boolean environment value; None when unset or empty."""
+    if value is None or not value.strip():
+        return None
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise PhaseConfigError(f"expected true or false, got a value of {len(value)} characters")
+
+
+def parse_verify_ssl(value: str | bool | None) -> bool | str:
+    """``PHASE_VERIFY_SSL``: ``false`` disables verification (as the Phase CLI does), a path is
+    a CA bundle, anything else verifies."""
+    if value is None or isinstance(value, bool):
+        return True if value is None else value
+    stripped = value.strip()
+    if stripped.lower() == "false":
+        return False
+    if stripped.lower() in ("", "true", "1", "yes", "on"):
+        return True
+    if stripped.lower() in ("0", "no", "off"):
+        return False
+    return os.fspath(Path(stripped).expanduser())
 
 
 class ResolvedConfig(NamedTuple):
