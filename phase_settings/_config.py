@@ -201,7 +201,12 @@ def read_phase_keys(paths: Sequence[Path], encoding: str | None) -> dict[str, st
 
 
 def find_phase_json(start: Path | None = None) -> dict[str, Any]:
-    """The first ``.phase.json`` in the current folder or up to 8 parents (as the Phase CLI)."""
+    """The first ``.phase.json`` in the current folder or up to 8 parents (as the Phase CLI).
+
+    Raises:
+        PhaseConfigError: the file cannot be read, is not JSON, is not a JSON object, or has an
+            ``appId`` / ``defaultEnv`` that is not a string; the message names the file.
+    """
     try:
         depth = int(os.environ.get("PHASE_CONFIG_PARENT_DIR_SEARCH_DEPTH", PHASE_JSON_DEPTH))
     except ValueError:
@@ -210,15 +215,47 @@ def find_phase_json(start: Path | None = None) -> dict[str, Any]:
     for candidate in [folder, *list(folder.parents)[:depth]]:
         path = candidate / ".phase.json"
         if path.is_file():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError, RecursionError):
-                raise PhaseConfigError(
-                    f"{path} is not valid JSON; fix it or remove it (it may hold appId and "
-                    "defaultEnv)"
-                ) from None
-            return data if isinstance(data, dict) else {}
+            return _read_phase_json(path)
     return {}
+
+
+def _read_phase_json(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = (
+            "it is not UTF-8 text"
+            if isinstance(exc, UnicodeDecodeError)
+            else (exc.strerror or type(exc).__name__)
+        )
+        raise PhaseConfigError(
+            f"{path} cannot be read ({reason}); fix its permissions or remove it"
+        ) from None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise PhaseConfigError(
+            f"{path} is not valid JSON; fix it or remove it (it may hold appId and defaultEnv)"
+        ) from None
+    if not isinstance(data, dict):
+        raise PhaseConfigError(
+            f'{path} must hold a JSON object such as {{"appId": "…", "defaultEnv": '
+            f'"Development"}}, not a JSON {_json_kind(data)}'
+        )
+    for key in ("appId", "defaultEnv"):
+        if key in data and data[key] is not None and not isinstance(data[key], str):
+            raise PhaseConfigError(
+                f"{path}: {key} must be a string, not a JSON {_json_kind(data[key])}"
+            )
+    return data
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return {list: "array", str: "string", type(None): "null"}.get(type(value), "object")
 
 
 def _parse_paths(value: Any, origin: str) -> tuple[str, ...] | None:

@@ -1,0 +1,67 @@
+"""``.phase.json`` problems are configuration errors that say what is wrong and name the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from phase_settings import PhaseConfigError
+from phase_settings._config import find_phase_json, resolve_config
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ("[1, 2]", "must hold a JSON object"),
+        ('"appId"', "not a JSON string"),
+        ("42", "not a JSON number"),
+        ('{"appId": 42}', "appId must be a string, not a JSON number"),
+        ('{"appId": ["a"]}', "appId must be a string, not a JSON array"),
+        ('{"appId": "a", "defaultEnv": true}', "defaultEnv must be a string, not a JSON boolean"),
+        ("{not json", "is not valid JSON"),
+    ],
+)
+def test_bad_phase_json_is_a_config_error_naming_the_file(
+    tmp_path: Path, content: str, says: str
+) -> None:
+    path = tmp_path / ".phase.json"
+    path.write_text(content)
+    with pytest.raises(PhaseConfigError) as info:
+        resolve_config({"phase_token": "pss_service:v2:" + "ab" * 32}, {})
+    message = str(info.value)
+    assert says in message and str(path) in message
+
+
+def test_an_unreadable_phase_json_is_not_called_invalid_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / ".phase.json"
+    path.write_text('{"appId": "a"}')
+    real = Path.read_text
+
+    def refuse(self: Path, *args: object, **kwargs: object) -> str:
+        if self == path:
+            raise PermissionError(13, "Permission denied")  # what a mode-000 file gives
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    with pytest.raises(PhaseConfigError) as info:
+        find_phase_json(tmp_path)
+    message = str(info.value)
+    assert "cannot be read (Permission denied)" in message and "not valid JSON" not in message
+    assert str(path) in message
+
+
+def test_a_phase_json_that_is_not_utf8_is_not_called_invalid_json(tmp_path: Path) -> None:
+    path = tmp_path / ".phase.json"
+    path.write_bytes(b'{"appId": "\xff\xfe"}')
+    with pytest.raises(PhaseConfigError) as info:
+        find_phase_json(tmp_path)
+    assert "cannot be read" in str(info.value) and str(path) in str(info.value)
+
+
+def test_a_good_phase_json_gives_app_and_env(tmp_path: Path) -> None:
+    (tmp_path / ".phase.json").write_text('{"appId": "app-1", "defaultEnv": "Staging", "v": 2}')
+    config = resolve_config({"phase_token": "pss_service:v2:" + "ab" * 32}, {})
+    assert (config.app_id, config.env) == ("app-1", "Staging")
