@@ -5,6 +5,7 @@ old way to install the deadline backend)."""
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpcore
@@ -108,3 +109,71 @@ def test_the_rule_catches_the_old_pool_replacement() -> None:
     )
     found = "\n".join(violations(trees))
     assert "._pool" in found and "httpcore._backends.sync" in found and "_config" in found
+
+
+def _runtime_imports(tree: ast.Module) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Every import that can run: module level and inside functions (lazy imports too), but
+    not under ``if TYPE_CHECKING:``."""
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            stack.extend(node.orelse)
+            continue
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def import_graph(trees: dict[Path, ast.Module]) -> dict[str, set[str]]:
+    """Module -> the package modules it imports (see :func:`_runtime_imports`)."""
+    names = {}
+    for path in trees:
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        names[path] = (".".join(parts[:-1] if parts[-1] == "__init__" else parts), parts)
+    modules = {name for name, _ in names.values()}
+    graph: dict[str, set[str]] = {}
+    for path, tree in trees.items():
+        name, parts = names[path]
+        package = parts[:-1]
+        edges: set[str] = set()
+        for node in _runtime_imports(tree):
+            if isinstance(node, ast.Import):
+                edges.update(a.name for a in node.names if a.name in modules)
+                continue
+            base = list(package[: len(package) - node.level + 1]) if node.level else []
+            target = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            for alias in node.names:  # "from . import cli" imports a module
+                sub = f"{target}.{alias.name}"
+                edges.add(sub if sub in modules else target)
+        graph[name] = {e for e in edges if e != name and e in modules}
+    return graph
+
+
+def test_no_import_cycles() -> None:
+    graph = import_graph(_our_sources())
+    modules = set(graph)
+    done: set[str] = set()
+
+    def visit(module: str, stack: list[str]) -> None:
+        if module in stack:
+            raise AssertionError("import cycle: " + " -> ".join([*stack, module]))
+        if module in done or module not in modules:
+            return
+        for target in sorted(graph[module]):
+            visit(target, [*stack, module])
+        done.add(module)
+
+    for module in sorted(modules):
+        visit(module, [])
+
+
+def test_importing_the_package_loads_no_http_library() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, phase_settings; print(sorted({'httpx', 'httpcore'} & set(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "[]"
