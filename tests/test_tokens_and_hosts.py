@@ -188,7 +188,7 @@ def test_client_refuses_http_before_opening_any_socket(monkeypatch: pytest.Monke
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         port = listener.getsockname()[1]
-        with pytest.raises(PhaseConfigError, match="PHASE_ALLOW_HTTP"):  # noqa: SIM117
+        with pytest.raises(PhaseConfigError, match="PHASE_ALLOW_HTTP"):
             with PhaseClient(f"pss_service:v2:{HEX}:{OTHER}", f"http://phase.example:{port}") as c:
                 c.list_apps(deadline=2)
         listener.setblocking(False)
