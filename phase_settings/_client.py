@@ -10,83 +10,29 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from random import Random
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-import anyio
 import httpx
 
-from ._api import RestApi
-from ._deadline import Deadline, deadline_scope
-from ._errors import PhaseConfigError, ascrubbed, scrubbed
+from ._async_client import AsyncPhaseClient
+from ._deadline import deadline_scope
+from ._driver import DeadlineArg, Driver
+from ._errors import PhaseConfigError, scrubbed
 from ._failures import Stage
-from ._http import build_async_transport, build_transport
+from ._http import build_transport
 from ._models import PhaseApp, PhaseEnvironment, Secret
 from ._options import DEFAULT_MAX_RESPONSE_BYTES, ClientOptions
-from ._protocol import Outcome, Plan, Protocol, Send, Sleep
+from ._protocol import Outcome, Plan, Send, Sleep
+
+T = TypeVar("T")
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AsyncPhaseClient", "ClientOptions", "PhaseClient"]
 
-T = TypeVar("T")
-DeadlineArg = Deadline | float | None
 
-
-class _Driver:
-    """What both clients hold: the options, the protocol core, the API plans and the pool."""
-
-    _transport: Any
-    _http_client: Any
-
-    def _setup(
-        self,
-        options: ClientOptions,
-        transport: Any,
-        clock: Callable[[], float] | None,
-        rng: Random | None,
-    ) -> None:
-        self.options = options
-        self.base_url = options.base_url
-        self.timeout = options.timeout
-        self.deadline = options.deadline
-        self.max_attempts = options.max_attempts
-        self.verify_ssl = options.verify_ssl
-        self.max_response_bytes = options.max_response_bytes
-        self.token_type = options.token_type
-        self.token_fingerprint = options.token_fingerprint
-        self._core = Protocol(options, clock, rng)
-        self._api = RestApi()
-        self._transport = transport
-        self._http_client = None
-        self._pid = os.getpid()
-        self._closed = False
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(base_url={self.base_url!r}, "
-            f"token=<{self.token_type} {self.token_fingerprint[:8]}…>)"
-        )
-
-    def _client_needed(self) -> bool:
-        # After fork() the child builds its own pool: a connection is never used by two
-        # processes (the parent's sockets are left alone, not closed, in the child).
-        if self._http_client is not None and self._pid == os.getpid():
-            return False
-        if self._closed:
-            raise PhaseConfigError(f"this {type(self).__name__} is closed")
-        self._pid = os.getpid()
-        return True
-
-    def _client_options(self) -> dict[str, Any]:
-        return {
-            "follow_redirects": False,
-            "trust_env": False,  # no environment proxies for loopback, no .netrc
-            "timeout": httpx.Timeout(self.timeout),
-        }
-
-
-class PhaseClient(_Driver):
+class PhaseClient(Driver):
     """Synchronous client of Phase's public REST API.
 
     Args:
@@ -289,175 +235,3 @@ class PhaseClient(_Driver):
     ) -> list[PhaseEnvironment]:
         """Environments of an app that the token can access (``GET /v1/environments/``)."""
         return self._run(self._api.list_environments(app_id), deadline)
-
-
-class AsyncPhaseClient(_Driver):
-    """Asynchronous twin of :class:`PhaseClient` (same arguments; ``sleep`` is awaitable).
-    Runs under asyncio and trio."""
-
-    @scrubbed()
-    def __init__(
-        self,
-        token: Any = None,
-        host: str | None = None,
-        *,
-        timeout: float = 10.0,
-        deadline: float = 15.0,
-        max_attempts: int = 3,
-        verify_ssl: bool | str = True,
-        allow_http: bool = False,
-        transport: httpx.AsyncBaseTransport | None = None,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        clock: Callable[[], float] | None = None,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
-        rng: Random | None = None,
-    ):
-        options = ClientOptions(
-            token=token,
-            host=host,
-            timeout=timeout,
-            deadline=deadline,
-            max_attempts=max_attempts,
-            verify_ssl=verify_ssl,
-            allow_http=allow_http,
-            max_response_bytes=max_response_bytes,
-        )
-        self._setup(options, transport, clock, rng)
-        self._asleep = sleep or anyio.sleep
-
-    @classmethod
-    def from_options(
-        cls,
-        options: ClientOptions,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        clock: Callable[[], float] | None = None,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
-        rng: Random | None = None,
-    ) -> Self:
-        """A client for already checked :class:`ClientOptions`."""
-        client = cls.__new__(cls)
-        client._setup(options, transport, clock, rng)
-        client._asleep = sleep or anyio.sleep
-        return client
-
-    @property
-    def _http(self) -> httpx.AsyncClient:
-        if self._client_needed():
-            transport = self._transport or build_async_transport(self.base_url, self.verify_ssl)
-            self._http_client = httpx.AsyncClient(transport=transport, **self._client_options())
-        client: httpx.AsyncClient = self._http_client
-        return client
-
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        self._closed = True
-        if self._http_client is not None and self._pid == os.getpid():
-            await self._http_client.aclose()
-        self._http_client = None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def _run(self, plan: Plan[T], deadline: DeadlineArg) -> T:
-        steps = self._core.run(plan, self._core.deadline(deadline))
-        reply: Outcome | None = None
-        try:
-            while True:
-                step = steps.send(reply)
-                if isinstance(step, Sleep):
-                    await self._asleep(step.seconds)
-                    reply = None
-                else:
-                    reply = await self._attempt(step)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-
-    async def _attempt(self, send: Send) -> Outcome:
-        stage: Stage = "send"
-        try:
-            # the backend clamps each socket operation; the scope also bounds pool waits
-            with anyio.fail_after(send.deadline.remaining()), deadline_scope(send.deadline):
-                async with self._http.stream(
-                    send.method,
-                    send.url,
-                    params=send.params,
-                    content=send.content,
-                    headers=send.headers,
-                    timeout=send.timeout,
-                ) as response:
-                    stage = "body"
-                    body = self._core.body(response.status_code, response.headers)
-                    if not body.too_large:
-                        async for chunk in response.aiter_bytes():
-                            if not body.add(chunk):
-                                break
-        except (httpx.HTTPError, OSError, PhaseConfigError) as exc:
-            return self._core.failure(exc, stage, send.deadline)
-        return body.outcome()
-
-    @ascrubbed
-    async def list_secrets(
-        self,
-        app_id: str,
-        env: str,
-        *,
-        path: str | None = "/",
-        key: str | None = None,
-        tags: Sequence[str] | str | None = None,
-        deadline: DeadlineArg = None,
-    ) -> list[Secret]:
-        """See :meth:`PhaseClient.list_secrets`."""
-        return await self._run(self._api.list_secrets(app_id, env, path, key, tags), deadline)
-
-    @ascrubbed
-    async def create_secrets(
-        self,
-        app_id: str,
-        env: str,
-        secrets: Iterable[Mapping[str, Any]],
-        *,
-        deadline: DeadlineArg = None,
-    ) -> list[Secret]:
-        """See :meth:`PhaseClient.create_secrets`."""
-        return await self._run(self._api.create_secrets(app_id, env, secrets), deadline)
-
-    @ascrubbed
-    async def update_secrets(
-        self,
-        app_id: str,
-        env: str,
-        secrets: Iterable[Mapping[str, Any]],
-        *,
-        deadline: DeadlineArg = None,
-    ) -> list[Secret]:
-        """See :meth:`PhaseClient.update_secrets`."""
-        return await self._run(self._api.update_secrets(app_id, env, secrets), deadline)
-
-    @ascrubbed
-    async def delete_secrets(
-        self, app_id: str, env: str, ids: Iterable[str], *, deadline: DeadlineArg = None
-    ) -> int:
-        """See :meth:`PhaseClient.delete_secrets`."""
-        return await self._run(self._api.delete_secrets(app_id, env, ids), deadline)
-
-    @ascrubbed
-    async def list_apps(self, *, deadline: DeadlineArg = None) -> list[PhaseApp]:
-        """See :meth:`PhaseClient.list_apps`."""
-        return await self._run(self._api.list_apps(), deadline)
-
-    @ascrubbed
-    async def list_environments(
-        self, app_id: str, *, deadline: DeadlineArg = None
-    ) -> list[PhaseEnvironment]:
-        """See :meth:`PhaseClient.list_environments`."""
-        return await self._run(self._api.list_environments(app_id), deadline)
