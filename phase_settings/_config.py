@@ -72,36 +72,37 @@ class PhaseSettingsConfigDict(SettingsConfigDict, total=False):
     phase_max_response_bytes: int
 
 
-# key -> environment names, first wins (DESIGN §3)
-ENV_NAMES: dict[str, tuple[str, ...]] = {
-    "phase_token": ("PHASE_SERVICE_TOKEN", "PHASE_TOKEN"),
-    "phase_host": ("PHASE_HOST",),
-    "phase_app_id": ("PHASE_APP_ID",),
-    "phase_env": ("PHASE_ENV",),
-    "phase_path": ("PHASE_PATH",),
-    "phase_tags": ("PHASE_TAGS",),
-    "phase_verify_ssl": ("PHASE_VERIFY_SSL",),
-    "phase_allow_http": ("PHASE_ALLOW_HTTP",),
+class Setting(NamedTuple):
+    """One ``phase_*`` key: the environment variables that set it (first wins) and its default."""
+
+    env: tuple[str, ...]
+    default: Any
+
+
+# The one table of the phase_* keys. ``PhaseSettingsConfigDict`` (for type checkers) and
+# ``ResolvedConfig`` (one load's values) have a field per row; a test keeps them in step.
+SETTINGS: dict[str, Setting] = {
+    "phase_token": Setting(("PHASE_SERVICE_TOKEN", "PHASE_TOKEN"), None),
+    "phase_host": Setting(("PHASE_HOST",), None),
+    "phase_app_id": Setting(("PHASE_APP_ID",), None),
+    "phase_env": Setting(("PHASE_ENV",), "Development"),
+    "phase_path": Setting(("PHASE_PATH",), "/"),
+    "phase_tags": Setting(("PHASE_TAGS",), None),
+    "phase_verify_ssl": Setting(("PHASE_VERIFY_SSL",), True),
+    "phase_allow_http": Setting(("PHASE_ALLOW_HTTP",), False),
+    "phase_timeout": Setting((), 10.0),
+    "phase_deadline": Setting((), 15.0),
+    "phase_max_attempts": Setting((), 3),
+    "phase_cache_ttl": Setting((), 300.0),
+    "phase_fallback": Setting((), "dotenv"),
+    "phase_required": Setting((), False),
+    "phase_use_overrides": Setting((), True),
+    "phase_max_response_bytes": Setting((), 32 * 1024 * 1024),
 }
 
-DEFAULTS: dict[str, Any] = {
-    "phase_token": None,
-    "phase_host": None,
-    "phase_app_id": None,
-    "phase_env": "Development",
-    "phase_path": "/",
-    "phase_tags": None,
-    "phase_verify_ssl": True,
-    "phase_allow_http": False,
-    "phase_timeout": 10.0,
-    "phase_deadline": 15.0,
-    "phase_max_attempts": 3,
-    "phase_cache_ttl": 300.0,
-    "phase_fallback": "dotenv",
-    "phase_required": False,
-    "phase_use_overrides": True,
-    "phase_max_response_bytes": 32 * 1024 * 1024,
-}
+# key -> environment names, first wins
+ENV_NAMES: dict[str, tuple[str, ...]] = {k: s.env for k, s in SETTINGS.items() if s.env}
+DEFAULTS: dict[str, Any] = {k: s.default for k, s in SETTINGS.items()}
 
 PHASE_JSON_DEPTH = 8
 

@@ -187,6 +187,8 @@ def _settings(base: str, verify: bool | str) -> tuple[httpx.Proxy | None, dict[s
     if proxy_url is not None:
         try:
             proxy = httpx.Proxy(proxy_url)
+            if proxy.url.scheme not in ("http", "https"):
+                raise ValueError(proxy.url.scheme)
         except ValueError:
             raise PhaseConfigError(
                 "The environment's proxy (HTTPS_PROXY / HTTP_PROXY / ALL_PROXY) must be an "

@@ -595,3 +595,31 @@ def test_localhost_subdomains_are_not_trusted_as_loopback() -> None:
 
     with pytest.raises(PhaseConfigError):
         PhaseClient("pss_service:v2:" + "ab" * 32 + ":x", host="http://phase.localhost:8080")
+
+
+def test_a_socks_proxy_in_the_environment_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://127.0.0.1:1")
+    monkeypatch.setenv("https_proxy", "socks5://127.0.0.1:1")
+    with (
+        PhaseClient(TOKEN, "https://phase.example.com") as c,
+        pytest.raises(PhaseConfigError, match="HTTPS_PROXY"),
+    ):
+        c.list_apps()
+
+
+@pytest.mark.parametrize("cls", [PhaseClient, AsyncPhaseClient])
+def test_constructor_defaults_are_the_configuration_defaults(cls: type) -> None:
+    """``PhaseClient(...)`` defaults (timeout 10 s, deadline 15 s, 3 attempts, 32 MiB) are
+    the ``phase_*`` defaults, so a client and a settings load behave alike."""
+    import inspect
+
+    from phase_settings._config import DEFAULTS
+
+    parameters = inspect.signature(cls).parameters
+    for name in ("timeout", "deadline", "max_attempts", "max_response_bytes"):
+        assert parameters[name].default == DEFAULTS[f"phase_{name}"], name
+    options = ClientOptions(token=TOKEN)
+    assert (options.timeout, options.deadline, options.max_attempts) == (10.0, 15.0, 3)
+    assert options.max_response_bytes == 32 * 1024 * 1024

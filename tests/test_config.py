@@ -65,3 +65,27 @@ def test_a_good_phase_json_gives_app_and_env(tmp_path: Path) -> None:
     (tmp_path / ".phase.json").write_text('{"appId": "app-1", "defaultEnv": "Staging", "v": 2}')
     config = resolve_config({"phase_token": "pss_service:v2:" + "ab" * 32}, {})
     assert (config.app_id, config.env) == ("app-1", "Staging")
+
+
+def test_the_settings_table_the_config_dict_and_the_resolved_config_agree() -> None:
+    """Every phase_* key is a row of the one table, a key of ``PhaseSettingsConfigDict`` and
+    a field of ``ResolvedConfig``; a key added to one and not the others fails here."""
+    from phase_settings import PhaseSettingsConfigDict
+    from phase_settings._config import SETTINGS, ResolvedConfig
+
+    typed = {k for k in PhaseSettingsConfigDict.__annotations__ if k.startswith("phase_")}
+    assert typed == set(SETTINGS)
+    renamed = {"phase_path": "paths", "phase_tags": "tags"}
+    fields = {renamed.get(k, k.removeprefix("phase_")) for k in SETTINGS}
+    assert fields <= set(ResolvedConfig._fields)
+
+
+def test_defaults_come_from_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    from phase_settings._config import SETTINGS
+
+    config = resolve_config({"phase_token": "pss_service:v2:" + "ab" * 32}, {})
+    assert config.timeout == SETTINGS["phase_timeout"].default == 10.0
+    assert config.deadline == 15.0 and config.max_attempts == 3 and config.cache_ttl == 300.0
+    assert config.max_response_bytes == 32 * 1024 * 1024 and config.fallback == "dotenv"
+    monkeypatch.setenv("PHASE_TOKEN", "pss_user:v1:" + "cd" * 32)
+    assert resolve_config({}, {}).token is not None  # the second name of the token's row
