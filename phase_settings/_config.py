@@ -1,4 +1,4 @@
-"""Resolution of the ``phase_*`` settings (DESIGN §3).
+"""Resolution of the ``phase_*`` settings.
 
 Each key is looked up in this order: argument to the source > process environment >
 ``model_config`` > the ``env_file``(s) > ``.phase.json`` > default. The environment beats

@@ -1,4 +1,4 @@
-"""Token forms, the API base rule, and the http:// refusal (DESIGN §3)."""
+"""Token forms, the API base rule, and the http:// refusal."""
 
 from __future__ import annotations
 
