@@ -119,8 +119,10 @@ class AsyncPhaseClient(Driver):
     async def _attempt(self, send: Send) -> Outcome:
         stage: Stage = "send"
         try:
-            # the backend clamps each socket operation; the scope also bounds pool waits
-            with anyio.fail_after(send.deadline.remaining()), deadline_scope(send.deadline):
+            # The backend clamps each socket operation (and the request timeout the pool wait)
+            # to the deadline. No outer cancel scope: cancelling a TLS handshake from outside
+            # would skip httpcore's cleanup and leak the socket.
+            with deadline_scope(send.deadline):
                 async with self._http.stream(
                     send.method,
                     send.url,

@@ -233,3 +233,29 @@ async def test_async_certificate_failure_through_the_proxy_is_a_tls_error(
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture
+def tls_silent_server() -> Iterator[RawServer]:
+    """A loopback server that accepts and never answers the TLS handshake (no proxy)."""
+    with RawServer(silent, read_request=False) as server:
+        yield server
+
+
+def test_a_tls_handshake_hang_without_proxy_is_a_connection_error(
+    tls_silent_server: RawServer,
+) -> None:
+    host = f"https://127.0.0.1:{tls_silent_server.port}"
+    error, elapsed = sync_call(host)
+    assert isinstance(error, PhaseConnectionError), repr(error)
+    assert elapsed <= DEADLINE + MARGIN
+
+
+@pytest.mark.anyio
+async def test_async_tls_handshake_hang_without_proxy_is_a_connection_error(
+    tls_silent_server: RawServer, anyio_backend: str
+) -> None:
+    host = f"https://127.0.0.1:{tls_silent_server.port}"
+    error, elapsed = await async_call(host)
+    assert isinstance(error, PhaseConnectionError), repr(error)
+    assert elapsed <= DEADLINE + MARGIN
