@@ -59,7 +59,13 @@ def test_malformed_tokens_raise_config_error_without_echoing(token: str) -> None
 
 
 # One bad token per branch of the parser: their messages are the fixed text a message may hold.
-_BRANCH_SAMPLES = ("x", f"pss_service:vX:{HEX}:x", f"pss_service:v2:{HEX[:-1]}:x", f"Token {HEX}")
+_BRANCH_SAMPLES = (
+    "x",
+    f"pss_service:vX:{HEX}:x",
+    f"pss_service:v3:{HEX}:x",
+    f"pss_service:v2:{HEX[:-1]}:x",
+    f"Token {HEX}",
+)
 
 
 def _fixed_messages() -> list[str]:
