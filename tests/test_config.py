@@ -89,3 +89,36 @@ def test_defaults_come_from_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.max_response_bytes == 32 * 1024 * 1024 and config.fallback == "dotenv"
     monkeypatch.setenv("PHASE_TOKEN", "pss_user:v1:" + "cd" * 32)
     assert resolve_config({}, {}).token is not None  # the second name of the token's row
+
+
+TOKEN = "pss_service:v2:" + "ab" * 32
+
+
+def test_allow_http_from_the_environment_or_a_string(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_config({"phase_token": TOKEN}, {}).allow_http is False
+    monkeypatch.setenv("PHASE_ALLOW_HTTP", "true")
+    assert resolve_config({"phase_token": TOKEN}, {}).allow_http is True
+    monkeypatch.delenv("PHASE_ALLOW_HTTP")
+    assert resolve_config({"phase_token": TOKEN, "phase_allow_http": "yes"}, {}).allow_http
+    assert not resolve_config({"phase_token": TOKEN, "phase_allow_http": "false"}, {}).allow_http
+
+
+def test_tags_and_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PHASE_TAGS", "backend, web")
+    monkeypatch.setenv("PHASE_TOKEN", TOKEN)
+    config = resolve_config({}, {})
+    assert config.tags == ("backend", "web")
+    assert config.token is not None and config.token.get_secret_value() == TOKEN
+    assert config.token_origin == "PHASE_TOKEN"
+
+
+def test_phase_json_is_found_up_to_8_parent_folders_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PHASE_CONFIG_PARENT_DIR_SEARCH_DEPTH")
+    (tmp_path / ".phase.json").write_text('{"appId": "from-the-top"}')
+    eight_down = tmp_path.joinpath(*"abcdefgh")
+    nine_down = eight_down / "i"
+    nine_down.mkdir(parents=True)
+    assert find_phase_json(eight_down) == {"appId": "from-the-top"}
+    assert find_phase_json(nine_down) == {}
