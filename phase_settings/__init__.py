@@ -11,8 +11,6 @@ class Settings(PhaseSettings):
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 from ._errors import (
     PhaseAuthError,
     PhaseConfigError,
@@ -28,6 +26,7 @@ from ._errors import (
     PhaseTLSError,
     PhaseUnavailableError,
 )
+from ._version import __version__
 
 # Loaded on first use (PEP 562): `import phase_settings` (and so the pytest plugin, which every
 # test run of a project that installs phase-settings imports) loads no pydantic, pydantic-settings

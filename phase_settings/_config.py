@@ -1,4 +1,4 @@
-"""Resolution of the ``phase_*`` settings (DESIGN §3).
+"""Resolution of the ``phase_*`` settings.
 
 Each key is looked up in this order: argument to the source > process environment >
 ``model_config`` > the ``env_file``(s) > ``.phase.json`` > default. The environment beats
@@ -18,7 +18,6 @@ from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from ._errors import PhaseConfigError, scrubbed
-from ._transport import env_flag, parse_verify_ssl
 
 __all__ = [
     "UNSET",
@@ -73,38 +72,66 @@ class PhaseSettingsConfigDict(SettingsConfigDict, total=False):
     phase_max_response_bytes: int
 
 
-# key -> environment names, first wins (DESIGN §3)
-ENV_NAMES: dict[str, tuple[str, ...]] = {
-    "phase_token": ("PHASE_SERVICE_TOKEN", "PHASE_TOKEN"),
-    "phase_host": ("PHASE_HOST",),
-    "phase_app_id": ("PHASE_APP_ID",),
-    "phase_env": ("PHASE_ENV",),
-    "phase_path": ("PHASE_PATH",),
-    "phase_tags": ("PHASE_TAGS",),
-    "phase_verify_ssl": ("PHASE_VERIFY_SSL",),
-    "phase_allow_http": ("PHASE_ALLOW_HTTP",),
+class Setting(NamedTuple):
+    """One ``phase_*`` key: the environment variables that set it (first wins) and its default."""
+
+    env: tuple[str, ...]
+    default: Any
+
+
+# The one table of the phase_* keys. ``PhaseSettingsConfigDict`` (for type checkers) and
+# ``ResolvedConfig`` (one load's values) have a field per row; a test keeps them in step.
+SETTINGS: dict[str, Setting] = {
+    "phase_token": Setting(("PHASE_SERVICE_TOKEN", "PHASE_TOKEN"), None),
+    "phase_host": Setting(("PHASE_HOST",), None),
+    "phase_app_id": Setting(("PHASE_APP_ID",), None),
+    "phase_env": Setting(("PHASE_ENV",), "Development"),
+    "phase_path": Setting(("PHASE_PATH",), "/"),
+    "phase_tags": Setting(("PHASE_TAGS",), None),
+    "phase_verify_ssl": Setting(("PHASE_VERIFY_SSL",), True),
+    "phase_allow_http": Setting(("PHASE_ALLOW_HTTP",), False),
+    "phase_timeout": Setting((), 10.0),
+    "phase_deadline": Setting((), 15.0),
+    "phase_max_attempts": Setting((), 3),
+    "phase_cache_ttl": Setting((), 300.0),
+    "phase_fallback": Setting((), "dotenv"),
+    "phase_required": Setting((), False),
+    "phase_use_overrides": Setting((), True),
+    "phase_max_response_bytes": Setting((), 32 * 1024 * 1024),
 }
 
-DEFAULTS: dict[str, Any] = {
-    "phase_token": None,
-    "phase_host": None,
-    "phase_app_id": None,
-    "phase_env": "Development",
-    "phase_path": "/",
-    "phase_tags": None,
-    "phase_verify_ssl": True,
-    "phase_allow_http": False,
-    "phase_timeout": 10.0,
-    "phase_deadline": 15.0,
-    "phase_max_attempts": 3,
-    "phase_cache_ttl": 300.0,
-    "phase_fallback": "dotenv",
-    "phase_required": False,
-    "phase_use_overrides": True,
-    "phase_max_response_bytes": 32 * 1024 * 1024,
-}
+# key -> environment names, first wins
+ENV_NAMES: dict[str, tuple[str, ...]] = {k: s.env for k, s in SETTINGS.items() if s.env}
+DEFAULTS: dict[str, Any] = {k: s.default for k, s in SETTINGS.items()}
 
 PHASE_JSON_DEPTH = 8
+
+
+def env_flag(value: str | None) -> bool | None:
+    """Parse a boolean environment value; None when unset or empty."""
+    if value is None or not value.strip():
+        return None
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise PhaseConfigError(f"expected true or false, got a value of {len(value)} characters")
+
+
+def parse_verify_ssl(value: str | bool | None) -> bool | str:
+    """``PHASE_VERIFY_SSL``: ``false`` disables verification (as the Phase CLI does), a path is
+    a CA bundle, anything else verifies."""
+    if value is None or isinstance(value, bool):
+        return True if value is None else value
+    stripped = value.strip()
+    if stripped.lower() == "false":
+        return False
+    if stripped.lower() in ("", "true", "1", "yes", "on"):
+        return True
+    if stripped.lower() in ("0", "no", "off"):
+        return False
+    return os.fspath(Path(stripped).expanduser())
 
 
 class ResolvedConfig(NamedTuple):
@@ -175,7 +202,12 @@ def read_phase_keys(paths: Sequence[Path], encoding: str | None) -> dict[str, st
 
 
 def find_phase_json(start: Path | None = None) -> dict[str, Any]:
-    """The first ``.phase.json`` in the current folder or up to 8 parents (as the Phase CLI)."""
+    """The first ``.phase.json`` in the current folder or up to 8 parents (as the Phase CLI).
+
+    Raises:
+        PhaseConfigError: the file cannot be read, is not JSON, is not a JSON object, or has an
+            ``appId`` / ``defaultEnv`` that is not a string; the message names the file.
+    """
     try:
         depth = int(os.environ.get("PHASE_CONFIG_PARENT_DIR_SEARCH_DEPTH", PHASE_JSON_DEPTH))
     except ValueError:
@@ -184,15 +216,47 @@ def find_phase_json(start: Path | None = None) -> dict[str, Any]:
     for candidate in [folder, *list(folder.parents)[:depth]]:
         path = candidate / ".phase.json"
         if path.is_file():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError, RecursionError):
-                raise PhaseConfigError(
-                    f"{path} is not valid JSON; fix it or remove it (it may hold appId and "
-                    "defaultEnv)"
-                ) from None
-            return data if isinstance(data, dict) else {}
+            return _read_phase_json(path)
     return {}
+
+
+def _read_phase_json(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = (
+            "it is not UTF-8 text"
+            if isinstance(exc, UnicodeDecodeError)
+            else (exc.strerror or type(exc).__name__)
+        )
+        raise PhaseConfigError(
+            f"{path} cannot be read ({reason}); fix its permissions or remove it"
+        ) from None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise PhaseConfigError(
+            f"{path} is not valid JSON; fix it or remove it (it may hold appId and defaultEnv)"
+        ) from None
+    if not isinstance(data, dict):
+        raise PhaseConfigError(
+            f'{path} must hold a JSON object such as {{"appId": "…", "defaultEnv": '
+            f'"Development"}}, not a JSON {_json_kind(data)}'
+        )
+    for key in ("appId", "defaultEnv"):
+        if key in data and data[key] is not None and not isinstance(data[key], str):
+            raise PhaseConfigError(
+                f"{path}: {key} must be a string, not a JSON {_json_kind(data[key])}"
+            )
+    return data
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return {list: "array", str: "string", type(None): "null"}.get(type(value), "object")
 
 
 def _parse_paths(value: Any, origin: str) -> tuple[str, ...] | None:

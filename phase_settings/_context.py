@@ -17,6 +17,7 @@ from ._client import PhaseClient
 from ._config import UNSET, ResolvedConfig, resolve_config
 from ._errors import PhaseConfigError
 from ._models import Secret
+from ._options import ClientOptions
 from ._retry import Deadline
 
 __all__ = ["DEFAULT_DEADLINE", "Context", "flag_arguments", "make_context", "source_overrides"]
@@ -87,15 +88,10 @@ class Context:
 
     def client(self) -> PhaseClient:
         """A new client for this context (a context manager)."""
-        return PhaseClient(
-            self.config.token,
-            self.config.host,
-            timeout=min(10.0, self.deadline),
-            deadline=self.deadline,
-            verify_ssl=self.config.verify_ssl,
-            allow_http=self.config.allow_http,
-            max_response_bytes=self.config.max_response_bytes,
+        options = ClientOptions.from_config(
+            self.config, timeout=min(10.0, self.deadline), deadline=self.deadline
         )
+        return PhaseClient.from_options(options)
 
     def fetch(
         self, client: PhaseClient, *, key: str | None = None, paths: Sequence[str | None]

@@ -1,77 +1,63 @@
-"""A network backend that clamps every socket operation to the current load's deadline."""
+"""The load's deadline: a point in monotonic time, and the scope that makes it bound every
+socket operation of the code running inside it.
+
+httpx's read timeout applies to each read, so a server (or a proxy) that drips one byte a
+second keeps a request alive forever. The network backend of the transport asks
+:func:`current_deadline` before every connect, read, write and TLS handshake and clamps its
+timeout to the time left. The scope is a context variable: per thread for sync callers, per
+task for async ones (asyncio and trio alike).
+"""
 
 from __future__ import annotations
 
-import ssl
-from typing import Any
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
-import httpcore
-
-from ._transport import current_deadline
-
-__all__ = ["DeadlineBackend"]
+__all__ = ["Deadline", "current_deadline", "deadline_scope"]
 
 
-def _clamp(timeout: float | None) -> float | None:
-    deadline = current_deadline()
-    if deadline is None:
-        return timeout
-    remaining = deadline.remaining()
-    if remaining <= 0:
-        raise httpcore.ReadTimeout("the load's deadline passed")
-    return remaining if timeout is None else min(timeout, remaining)
+class Deadline:
+    """A point in monotonic time after which a load gives up.
+
+    Args:
+        seconds: the budget from now; ``math.inf`` for none.
+        clock: a monotonic clock (injectable for tests).
+    """
+
+    __slots__ = ("_clock", "at")
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self.at = clock() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left, never negative."""
+        return max(0.0, self.at - self._clock())
+
+    @property
+    def expired(self) -> bool:
+        return self._clock() >= self.at
+
+    def __repr__(self) -> str:
+        return f"Deadline(remaining={self.remaining():.3f})"
 
 
-class _DeadlineStream(httpcore.NetworkStream):
-    def __init__(self, stream: httpcore.NetworkStream):
-        self._stream = stream
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, _clamp(timeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, _clamp(timeout))
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        return _DeadlineStream(
-            self._stream.start_tls(ssl_context, server_hostname, _clamp(timeout))
-        )
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._stream.get_extra_info(info)
+_current: ContextVar[Deadline | None] = ContextVar("phase_settings_deadline", default=None)
 
 
-class DeadlineBackend(httpcore.NetworkBackend):
-    def __init__(self) -> None:
-        self._backend = httpcore.SyncBackend()
+@contextmanager
+def deadline_scope(deadline: Deadline) -> Iterator[None]:
+    """Make ``deadline`` bound every socket operation of this thread or task while the block
+    runs."""
+    token = _current.set(deadline)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.NetworkStream:
-        stream = self._backend.connect_tcp(
-            host, port, _clamp(timeout), local_address, socket_options
-        )
-        return _DeadlineStream(stream)
 
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Any = None
-    ) -> httpcore.NetworkStream:  # pragma: no cover - Phase is never on a unix socket
-        return _DeadlineStream(self._backend.connect_unix_socket(path, _clamp(timeout)))
-
-    def sleep(
-        self, seconds: float
-    ) -> None:  # pragma: no cover - retries are ours, never httpcore's
-        self._backend.sleep(seconds)
+def current_deadline() -> Deadline | None:
+    """The deadline of the load running in this context, if any."""
+    return _current.get()

@@ -1,6 +1,7 @@
-"""Retry arithmetic: the ``Retry-After`` parser, full-jitter backoff and the load deadline.
+"""Retry arithmetic and the retry plan: the ``Retry-After`` parser, full-jitter backoff, and
+which failure is retried after how long.
 
-Pure functions and small objects with an injectable clock, so tests run without sleeping.
+Pure functions and small objects with injectable randomness, so tests run without sleeping.
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable
 from datetime import UTC
 from typing import NamedTuple
+
+from ._deadline import Deadline
+from ._errors import PhaseConnectionError, PhaseError, PhaseRateLimitError, PhaseServerError
 
 __all__ = [
     "BACKOFF_BASE",
@@ -20,6 +23,7 @@ __all__ = [
     "Deadline",
     "RetryPolicy",
     "full_jitter",
+    "next_wait",
     "parse_retry_after",
 ]
 
@@ -105,40 +109,56 @@ def full_jitter(
     return (rng or random).uniform(0.0, bound)
 
 
-class Deadline:
-    """A point in monotonic time after which a load gives up.
-
-    Args:
-        seconds: the budget from now; ``math.inf`` for none.
-        clock: a monotonic clock (injectable for tests).
-    """
-
-    __slots__ = ("_clock", "at")
-
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
-        self._clock = clock
-        self.at = clock() + seconds
-
-    def remaining(self) -> float:
-        """Seconds left, never negative."""
-        return max(0.0, self.at - self._clock())
-
-    @property
-    def expired(self) -> bool:
-        return self._clock() >= self.at
-
-    def __repr__(self) -> str:
-        return f"Deadline(remaining={self.remaining():.3f})"
-
-
 class RetryPolicy(NamedTuple):
-    """How a client waits between attempts: the numbers of DESIGN §4 and the sleep it uses."""
+    """How long a client waits between attempts, and how many it makes."""
 
+    max_attempts: int = 3
     backoff_base: float = BACKOFF_BASE
     backoff_cap: float = BACKOFF_CAP
     retry_after_cap: float = RETRY_AFTER_CAP
-    sleep: Callable[[float], None] = time.sleep
     rng: random.Random | None = None  # None: the module's shared generator
 
     def backoff(self, attempt: int) -> float:
         return full_jitter(attempt, base=self.backoff_base, cap=self.backoff_cap, rng=self.rng)
+
+
+RETRIED_5XX = frozenset({500, 502, 503, 504})
+
+
+def next_wait(
+    error: PhaseError,
+    *,
+    attempt: int,
+    method: str,
+    reached_server: bool,
+    deadline: Deadline,
+    policy: RetryPolicy,
+) -> float | None:
+    """Seconds to wait before the next attempt, or None to stop and raise ``error``.
+
+    429 waits ``Retry-After`` (capped) or backs off; 500/502/503/504 and connection failures
+    back off with full jitter; POST is retried only after a 429 or when the request never
+    reached the server; nothing else is retried. A wait that would pass the deadline is not
+    started.
+    """
+    if attempt >= policy.max_attempts:
+        return None
+    if isinstance(error, PhaseRateLimitError):
+        wait = (
+            min(error.retry_after, policy.retry_after_cap)
+            if error.retry_after is not None
+            else policy.backoff(attempt)
+        )
+    elif isinstance(error, PhaseServerError):
+        if method == "POST" or error.status not in RETRIED_5XX:
+            return None
+        wait = policy.backoff(attempt)
+    elif isinstance(error, PhaseConnectionError):
+        if deadline.expired or (method == "POST" and reached_server):
+            return None
+        wait = policy.backoff(attempt)
+    else:
+        return None
+    if wait >= deadline.remaining():
+        return None
+    return wait

@@ -14,7 +14,7 @@ from typing import NamedTuple
 from pydantic import SecretStr
 
 from ._errors import scrubbed
-from ._transport import auth_header
+from ._tokens import auth_header
 
 __all__ = [
     "FORMAT_VERSION",

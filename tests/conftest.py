@@ -3,7 +3,9 @@ working directory (no stray .env or .phase.json)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,36 @@ hypothesis_settings.register_profile("random", database=None)
 hypothesis_settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "default")
 )
+
+
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _loopback_name(host: object) -> bool:
+    if host is None:
+        return True  # a wildcard bind, not a lookup
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    name = str(host).strip("[]").lower().rstrip(".")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _loopback_only_getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+    if not _loopback_name(host):
+        raise socket.gaierror(socket.EAI_NONAME, f"tests resolve loopback names only: {host!r}")
+    return _real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _no_dns_off_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Name resolution fails for every name that is not loopback, so no test can send a DNS
+    query (or, after it, a packet) off the machine, even through a proxy test's host name."""
+    monkeypatch.setattr(socket, "getaddrinfo", _loopback_only_getaddrinfo)
 
 
 @pytest.fixture(autouse=True)

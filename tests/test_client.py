@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import json
 import random
+import socket
+import ssl
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import anyio
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +22,7 @@ from phase_settings import (
     AsyncPhaseClient,
     PhaseAuthError,
     PhaseClient,
+    PhaseConfigError,
     PhaseConflictError,
     PhaseConnectionError,
     PhaseError,
@@ -25,8 +32,14 @@ from phase_settings import (
     PhaseResponseError,
     PhaseServerError,
     PhaseSSEDisabledError,
+    PhaseTLSError,
     Secret,
 )
+from phase_settings._client import ClientOptions
+from phase_settings._config import resolve_config
+from phase_settings._deadline import Deadline
+from phase_settings._failures import Kind, Stage, classify_failure
+from phase_settings._protocol import Protocol
 from phase_settings.testing import FakePhase
 
 from .conftest import Phase
@@ -269,35 +282,234 @@ def test_in_process_transport(phase: Phase) -> None:
         assert c.list_secrets(phase.app_id, "development")[0].value == "v"
 
 
-def test_async_client_matches_the_sync_one(phase: Phase) -> None:
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.mark.anyio
+async def test_async_client_matches_the_sync_one(phase: Phase, anyio_backend: str) -> None:
     phase.set("K", "v")
-
-    async def main() -> list[Secret]:
-        async with AsyncPhaseClient(phase.token, phase.url) as c:
-            created = await c.create_secrets(
-                phase.app_id, "development", [{"key": "N", "value": "n"}]
-            )
-            await c.update_secrets(
-                phase.app_id, "development", [{"id": created[0].id, "value": "m"}]
-            )
-            assert [a.name for a in await c.list_apps()] == ["demo"]
-            assert len(await c.list_environments(phase.app_id)) == 3
-            secrets = await c.list_secrets(phase.app_id, "development")
-            assert await c.delete_secrets(phase.app_id, "development", [created[0].id]) == 1
-            return secrets
-
-    assert {(s.key, s.value) for s in asyncio.run(main())} == {("K", "v"), ("N", "m")}
+    async with AsyncPhaseClient(phase.token, phase.url) as c:
+        created = await c.create_secrets(phase.app_id, "development", [{"key": "N", "value": "n"}])
+        await c.update_secrets(phase.app_id, "development", [{"id": created[0].id, "value": "m"}])
+        assert [a.name for a in await c.list_apps()] == ["demo"]
+        assert len(await c.list_environments(phase.app_id)) == 3
+        secrets = await c.list_secrets(phase.app_id, "development")
+        assert await c.delete_secrets(phase.app_id, "development", [created[0].id]) == 1
+    assert {(s.key, s.value) for s in secrets} == {("K", "v"), ("N", "m")}
 
 
-def test_async_client_errors(phase: Phase) -> None:
+@pytest.mark.anyio
+async def test_async_client_errors(phase: Phase, anyio_backend: str) -> None:
     phase.fake.fail_next(401, body=json.dumps({"error": "Token expired or deleted"}))
-
-    async def main() -> None:
-        async with AsyncPhaseClient(phase.token, phase.url) as c:
+    async with AsyncPhaseClient(phase.token, phase.url) as c:
+        with pytest.raises(PhaseAuthError):
             await c.list_secrets(phase.app_id, "development")
 
-    with pytest.raises(PhaseAuthError):
-        asyncio.run(main())
+
+@pytest.mark.anyio
+async def test_async_retries_wait_with_the_event_loop_in_use(
+    phase: Phase, anyio_backend: str
+) -> None:
+    """Two 503s then success: the waits are real sleeps of the running loop (asyncio or trio),
+    each within the backoff window, and the third attempt succeeds."""
+    phase.set("K", "v")
+    phase.fake.fail_next(503, times=2)
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await anyio.sleep(0)
+
+    async with AsyncPhaseClient(
+        phase.token, phase.url, sleep=sleep, rng=random.Random(5), deadline=5
+    ) as c:
+        [secret] = await c.list_secrets(phase.app_id, "development")
+    assert secret.value == "v"
+    assert len(waits) == 2 and 0 <= waits[0] <= 0.5 and 0 <= waits[1] <= 1.0
+    assert phase.gets() == 3
+
+
+@pytest.mark.anyio
+async def test_async_deadline_holds_under_either_loop(anyio_backend: str) -> None:
+    """A server that accepts and never answers: the call ends by its deadline."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        host = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        start = time.monotonic()
+        async with AsyncPhaseClient(TOKEN, host, deadline=1.0) as c:
+            with pytest.raises(PhaseConnectionError):
+                await c.list_apps()
+        assert time.monotonic() - start <= 1.5
+
+
+# --- options -------------------------------------------------------------------------------
+
+TOKEN = "pss_service:v2:" + "ab" * 32 + ":" + "cd" * 32
+
+
+def test_options_are_checked_once_frozen_and_never_show_the_token() -> None:
+    options = ClientOptions(token=TOKEN, host="https://phase.example.com", deadline=4)
+    assert options.base_url == "https://phase.example.com/service/public"
+    assert options.deadline == 4.0 and options.timeout == 10.0 and options.max_attempts == 3
+    assert options.token_type == "ServiceAccount"
+    assert "ab" * 32 not in repr(options) and "cd" * 32 not in repr(options)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.deadline = 9  # type: ignore[misc]
+    with pytest.raises(PhaseConfigError, match="max_attempts"):
+        options.replace(max_attempts=0)
+    with pytest.raises(PhaseConfigError, match="PHASE_ALLOW_HTTP"):
+        ClientOptions(token=TOKEN, host="http://phase.example.com")
+
+
+def test_options_from_a_resolved_config_build_both_clients(phase: Phase) -> None:
+    phase.set("K", "v")
+    config = resolve_config(
+        {"phase_token": phase.token, "phase_host": phase.url, "phase_max_attempts": 2}, {}
+    )
+    options = ClientOptions.from_config(config, deadline=3)
+    assert options.max_attempts == 2 and options.deadline == 3.0
+    with PhaseClient.from_options(options) as c:
+        assert c.list_secrets(phase.app_id, "development")[0].value == "v"
+        assert (c.base_url, c.max_attempts, c.deadline) == (options.base_url, 2, 3.0)
+
+    async def main() -> str:
+        async with AsyncPhaseClient.from_options(options) as ac:
+            return (await ac.list_secrets(phase.app_id, "development"))[0].value
+
+    assert anyio.run(main) == "v"
+
+
+def test_the_pool_keeps_httpx_default_limits_not_ten() -> None:
+    """15 concurrent calls on one client open 15 connections at once (a pool capped at 10
+    would hold five of them back until the first ten finish)."""
+    want = 15
+    lock = threading.Lock()
+    arrived = threading.Condition(lock)
+    state = {"open": 0, "peak": 0}
+    body = b"[]"
+    reply = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                data += chunk
+            with arrived:
+                state["open"] += 1
+                state["peak"] = max(state["peak"], state["open"])
+                arrived.notify_all()
+                arrived.wait_for(lambda: state["open"] >= want, timeout=3)
+            conn.sendall(reply)
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        listener.settimeout(0.1)
+        stop = threading.Event()
+
+        def accept() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+        acceptor = threading.Thread(target=accept, daemon=True)
+        acceptor.start()
+        host = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        try:
+            with (
+                PhaseClient(TOKEN, host, deadline=10, max_attempts=1) as c,
+                ThreadPoolExecutor(want) as pool,
+            ):
+                futures = [pool.submit(c.list_secrets, "app", "dev") for _ in range(want)]
+                for future in futures:
+                    future.result(timeout=10)
+        finally:
+            stop.set()
+            acceptor.join(2)
+    assert state["peak"] == want
+
+
+# --- failures, classified by type (one table) ----------------------------------------------
+
+
+def _caused(outer: BaseException, *causes: BaseException) -> BaseException:
+    current = outer
+    for cause in causes:
+        current.__cause__ = cause
+        current = cause
+    return outer
+
+
+def _h11_error() -> BaseException:
+    import h11
+
+    return h11.RemoteProtocolError("illegal status line")
+
+
+FAILURES = [
+    # (exception, stage, kind, reached the server)
+    (httpx.ConnectTimeout("t"), "send", Kind.CONNECTION, False),
+    (httpx.ReadTimeout("t"), "send", Kind.CONNECTION, True),
+    (httpx.ReadTimeout("t"), "body", Kind.CONNECTION, True),
+    (httpx.WriteTimeout("t"), "send", Kind.CONNECTION, True),
+    (httpx.PoolTimeout("t"), "send", Kind.CONNECTION, False),
+    (TimeoutError(), "send", Kind.CONNECTION, True),
+    # a TLS handshake that timed out (after an ssl error was seen on the way) is still a timeout
+    (_caused(httpx.ConnectTimeout("t"), ssl.SSLError(1, "x")), "send", Kind.CONNECTION, False),
+    (
+        _caused(httpx.ConnectError("e"), ssl.SSLCertVerificationError(1, "x")),
+        "send",
+        Kind.TLS,
+        False,
+    ),
+    (_caused(httpx.ConnectError("e"), ssl.SSLError(1, "wrong version")), "send", Kind.TLS, False),
+    (_caused(httpx.ConnectError("e"), ssl.SSLEOFError(8, "eof")), "send", Kind.CONNECTION, False),
+    # message text means nothing: only types do
+    (httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED]"), "send", Kind.CONNECTION, False),
+    (httpx.ReadError("SSL: bad"), "body", Kind.CONNECTION, True),
+    (httpx.RemoteProtocolError("Server disconnected"), "send", Kind.CONNECTION, True),
+    (_caused(httpx.RemoteProtocolError("x"), _h11_error()), "send", Kind.NOT_HTTP, True),
+    (_caused(httpx.RemoteProtocolError("x"), _h11_error()), "body", Kind.CONNECTION, True),
+    (httpx.DecodingError("d"), "body", Kind.DECODING, True),
+    (httpx.UnsupportedProtocol("u"), "send", Kind.BAD_URL, False),
+    (httpx.ConnectError("refused"), "send", Kind.CONNECTION, False),
+    (httpx.ProxyError("407"), "send", Kind.CONNECTION, False),
+    (httpx.ReadError("reset"), "body", Kind.CONNECTION, True),
+    (ConnectionResetError(), "body", Kind.CONNECTION, True),
+]
+
+
+@pytest.mark.parametrize(("exc", "stage", "kind", "reached"), FAILURES)
+def test_failure_table(exc: BaseException, stage: Stage, kind: Kind, reached: bool) -> None:
+    failure = classify_failure(exc, stage)
+    assert (failure.kind, failure.reached_server) == (kind, reached)
+
+
+def test_a_timeout_is_a_connection_error_and_a_certificate_failure_a_tls_error() -> None:
+    core = Protocol(ClientOptions(token=TOKEN, host="https://phase.example.com"))
+    deadline = Deadline(5)
+    timeout = core.failure(
+        _caused(httpx.ConnectTimeout("t"), ssl.SSLError(1, "x")), "send", deadline
+    )
+    assert type(timeout.error) is PhaseConnectionError
+    cert = core.failure(
+        _caused(httpx.ConnectError("e"), ssl.SSLCertVerificationError(1, "x")), "send", deadline
+    )
+    assert type(cert.error) is PhaseTLSError
 
 
 _json_values = st.recursive(
@@ -383,3 +595,31 @@ def test_localhost_subdomains_are_not_trusted_as_loopback() -> None:
 
     with pytest.raises(PhaseConfigError):
         PhaseClient("pss_service:v2:" + "ab" * 32 + ":x", host="http://phase.localhost:8080")
+
+
+def test_a_socks_proxy_in_the_environment_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://127.0.0.1:1")
+    monkeypatch.setenv("https_proxy", "socks5://127.0.0.1:1")
+    with (
+        PhaseClient(TOKEN, "https://phase.example.com") as c,
+        pytest.raises(PhaseConfigError, match="HTTPS_PROXY"),
+    ):
+        c.list_apps()
+
+
+@pytest.mark.parametrize("cls", [PhaseClient, AsyncPhaseClient])
+def test_constructor_defaults_are_the_configuration_defaults(cls: type) -> None:
+    """``PhaseClient(...)`` defaults (timeout 10 s, deadline 15 s, 3 attempts, 32 MiB) are
+    the ``phase_*`` defaults, so a client and a settings load behave alike."""
+    import inspect
+
+    from phase_settings._config import DEFAULTS
+
+    parameters = inspect.signature(cls).parameters
+    for name in ("timeout", "deadline", "max_attempts", "max_response_bytes"):
+        assert parameters[name].default == DEFAULTS[f"phase_{name}"], name
+    options = ClientOptions(token=TOKEN)
+    assert (options.timeout, options.deadline, options.max_attempts) == (10.0, 15.0, 3)
+    assert options.max_response_bytes == 32 * 1024 * 1024

@@ -1,4 +1,4 @@
-"""Token forms, the API base rule, and the http:// refusal (DESIGN §3)."""
+"""Token forms, the API base rule, and the http:// refusal."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from phase_settings import PhaseClient, PhaseConfigError
-from phase_settings._transport import api_base, auth_header, is_loopback, parse_verify_ssl
+from phase_settings._config import parse_verify_ssl
+from phase_settings._tokens import auth_header
+from phase_settings._urls import api_base, is_loopback
 
 HEX = "ab" * 32
 OTHER = "cd" * 32
@@ -20,9 +22,7 @@ OTHER = "cd" * 32
     [
         (f"pss_service:v2:{HEX}:{OTHER}:{OTHER}:{OTHER}", f"Bearer ServiceAccount {HEX}"),
         (f"pss_service:v1:{HEX}:{OTHER}:{OTHER}:{OTHER}", f"Bearer Service {HEX}"),
-        (f"pss_service:v3:{HEX}:x", f"Bearer Service {HEX}"),
         (f"pss_user:v1:{HEX}:{OTHER}:{OTHER}:{OTHER}", f"Bearer User {HEX}"),
-        (f"pss_user:v7:{HEX}", f"Bearer User {HEX}"),
         (f"ServiceAccount {HEX}", f"Bearer ServiceAccount {HEX}"),
         (f"User {HEX}", f"Bearer User {HEX}"),
         (f"Service {HEX}", f"Bearer Service {HEX}"),
@@ -59,7 +59,13 @@ def test_malformed_tokens_raise_config_error_without_echoing(token: str) -> None
 
 
 # One bad token per branch of the parser: their messages are the fixed text a message may hold.
-_BRANCH_SAMPLES = ("x", f"pss_service:vX:{HEX}:x", f"pss_service:v2:{HEX[:-1]}:x", f"Token {HEX}")
+_BRANCH_SAMPLES = (
+    "x",
+    f"pss_service:vX:{HEX}:x",
+    f"pss_service:v3:{HEX}:x",
+    f"pss_service:v2:{HEX[:-1]}:x",
+    f"Token {HEX}",
+)
 
 
 def _fixed_messages() -> list[str]:
@@ -88,16 +94,39 @@ def test_token_parser_never_raises_anything_but_config_error(text: str) -> None:
 
 
 @given(
-    st.sampled_from(["pss_service", "pss_user"]),
-    st.integers(0, 99),
+    st.sampled_from([("pss_service", 1), ("pss_service", 2), ("pss_user", 1)]),
     st.binary(min_size=32, max_size=32),
 )
-def test_generated_valid_tokens_round_trip(prefix: str, version: int, raw: bytes) -> None:
+def test_generated_valid_tokens_round_trip(known: tuple[str, int], raw: bytes) -> None:
+    prefix, version = known
     value = raw.hex()
     header = auth_header(f"{prefix}:v{version}:{value}:{OTHER}:{OTHER}:{OTHER}")
     assert header.endswith(" " + value)
     expected = "User" if prefix == "pss_user" else ("ServiceAccount" if version == 2 else "Service")
     assert header.split(" ")[1] == expected
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        f"pss_service:v3:{HEX}:{OTHER}",
+        f"pss_service:v0:{HEX}:{OTHER}",
+        f"pss_user:v2:{HEX}:{OTHER}",
+        f"pss_user:v7:{HEX}",
+    ],
+)
+def test_unknown_token_versions_are_refused_naming_the_known_ones(token: str) -> None:
+    """A newer token format is never sent as a legacy kind: the error names the versions this
+    release knows."""
+    with pytest.raises(PhaseConfigError) as info:
+        auth_header(token)
+    message = str(info.value)
+    assert "pss_service:v2" in message and "pss_service:v1" in message
+    assert "pss_user:v1" in message
+    assert token.split(":")[1] in message  # the version it got
+    assert HEX not in message and OTHER not in message
+    with pytest.raises(PhaseConfigError):
+        PhaseClient(token, host="https://phase.example.com")
 
 
 @pytest.mark.parametrize(
@@ -148,14 +177,30 @@ def test_verify_ssl_values() -> None:
 
 
 def test_client_refuses_http_before_opening_any_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refusal happens before any socket: ``phase.example`` resolves here to a loopback
+    listener, and after the refused call nothing has connected to it (nor looked the name up).
+    Without the refusal the call would connect and fail with a connection error instead."""
     import socket
 
-    calls: list[object] = []
-    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: calls.append(a))
-    monkeypatch.setattr(socket.socket, "connect", lambda *a, **k: calls.append(a))
-    with pytest.raises(PhaseConfigError):
-        PhaseClient(f"pss_service:v2:{HEX}:{OTHER}", host="http://phase.example")
-    assert calls == []
+    lookups: list[object] = []
+    real = socket.getaddrinfo
+
+    def resolve(host: object, *args: object, **kwargs: object) -> object:
+        lookups.append(host)
+        return real("127.0.0.1", *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        with pytest.raises(PhaseConfigError, match="PHASE_ALLOW_HTTP"):
+            with PhaseClient(f"pss_service:v2:{HEX}:{OTHER}", f"http://phase.example:{port}") as c:
+                c.list_apps(deadline=2)
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # a connection made by the client would be waiting here
+    assert lookups == []
 
 
 def test_client_without_token_says_which_variable(monkeypatch: pytest.MonkeyPatch) -> None:

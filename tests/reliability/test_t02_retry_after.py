@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -11,7 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from phase_settings import PhaseClient
 from phase_settings._retry import RETRY_AFTER_CAP, parse_retry_after
+
+from ..conftest import Phase
 
 NOW = 1_800_000_000.0  # a frozen clock: 2027-01-15
 
@@ -114,3 +118,38 @@ def test_dates_are_monotone(offset: float, later_by: float) -> None:
     second = parse_retry_after(http_date(offset + later_by), now=NOW)
     assert first is not None and second is not None
     assert 0 <= first <= second
+
+
+# --- the caps, as a client sees them (literal numbers: a changed constant must fail here) -------
+
+
+def test_a_client_waits_at_most_60_s_whatever_retry_after_says(phase: Phase) -> None:
+    """``Retry-After: 3600`` with a deadline that would allow it: the client waits 60 s."""
+    phase.set("K", "v")
+    phase.fake.fail_next(429, headers={"Retry-After": "3600"})
+    waits: list[float] = []
+    with PhaseClient(phase.token, phase.url, deadline=100_000, sleep=waits.append) as client:
+        [secret] = client.list_secrets(phase.app_id, "development")
+    assert secret.value == "v"
+    assert waits == [60.0]
+
+
+def test_backoff_waits_are_capped_at_20_s(phase: Phase) -> None:
+    """Eleven 503s in a row: the full-jitter windows double from 0.5 s and stop growing at
+    20 s; with this seed the late draws come close to the cap but never pass it."""
+    phase.set("K", "v")
+    phase.fake.fail_next(503, times=11)
+    waits: list[float] = []
+    with PhaseClient(
+        phase.token,
+        phase.url,
+        deadline=100_000,
+        max_attempts=12,
+        sleep=waits.append,
+        rng=random.Random(11),
+    ) as client:
+        client.list_secrets(phase.app_id, "development")
+    assert len(waits) == 11
+    for attempt, wait in enumerate(waits, start=1):
+        assert 0 <= wait <= min(20.0, 0.5 * 2 ** (attempt - 1)), (attempt, wait)
+    assert max(waits[6:]) > 15.0  # the late windows are the full 20 s, not smaller
