@@ -118,6 +118,7 @@ class AsyncPhaseClient(Driver):
 
     async def _attempt(self, send: Send) -> Outcome:
         stage: Stage = "send"
+        status: int | None = None
         try:
             # The backend clamps each socket operation (and the request timeout the pool wait)
             # to the deadline. No outer cancel scope: cancelling a TLS handshake from outside
@@ -132,13 +133,14 @@ class AsyncPhaseClient(Driver):
                     timeout=send.timeout,
                 ) as response:
                     stage = "body"
+                    status = response.status_code
                     body = self._core.body(response.status_code, response.headers)
                     if not body.too_large:
                         async for chunk in response.aiter_bytes():
                             if not body.add(chunk):
                                 break
         except (httpx.HTTPError, OSError, PhaseConfigError) as exc:
-            return self._core.failure(exc, stage, send.deadline)
+            return self._core.failure(exc, stage, send.deadline, status=status)
         return body.outcome()
 
     @ascrubbed

@@ -141,6 +141,7 @@ class PhaseClient(Driver):
 
     def _attempt(self, send: Send) -> Outcome:
         stage: Stage = "send"
+        status: int | None = None
         try:
             with (
                 deadline_scope(send.deadline),
@@ -154,13 +155,14 @@ class PhaseClient(Driver):
                 ) as response,
             ):
                 stage = "body"
+                status = response.status_code
                 body = self._core.body(response.status_code, response.headers)
                 if not body.too_large:
                     for chunk in response.iter_bytes():
                         if not body.add(chunk):
                             break
         except (httpx.HTTPError, OSError, PhaseConfigError) as exc:
-            return self._core.failure(exc, stage, send.deadline)
+            return self._core.failure(exc, stage, send.deadline, status=status)
         return body.outcome()
 
     # -- the REST API: each call is one plan of the API layer, run by _run -------------------

@@ -297,11 +297,18 @@ class Protocol:
 
     # -- transport failures -------------------------------------------------------------------
 
-    def failure(self, exc: BaseException, stage: Stage, deadline: Deadline) -> Outcome:
-        """The outcome of an attempt that raised ``exc`` (see :func:`classify_failure`)."""
+    def failure(
+        self, exc: BaseException, stage: Stage, deadline: Deadline, *, status: int | None = None
+    ) -> Outcome:
+        """The outcome of an attempt that raised ``exc`` (see :func:`classify_failure`);
+        ``status`` is the reply's status when the failure came while reading its body."""
         if isinstance(exc, PhaseConfigError):
             return Outcome(error=exc, reached_server=False)
         failure = classify_failure(exc, stage)
+        if failure.kind is Kind.DECODING and status is not None and not 200 <= status < 300:
+            # An error reply (a proxy's 502 labelled gzip) means what its status says: the
+            # body only carries Phase's error text, so a 5xx is still retried and may fall back.
+            return Outcome(error=self._status_error(status, None, None))
         base = self.options.base_url
         error: PhaseError
         if failure.kind is Kind.TLS:
