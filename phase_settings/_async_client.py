@@ -134,7 +134,7 @@ class AsyncPhaseClient(Driver):
                 ) as response:
                     stage = "body"
                     status = response.status_code
-                    body = self._core.body(response.status_code, response.headers)
+                    body = self._core.body(response.status_code, response.headers, send)
                     if not body.too_large:
                         async for chunk in response.aiter_bytes():
                             if not body.add(chunk):

@@ -156,7 +156,7 @@ class PhaseClient(Driver):
             ):
                 stage = "body"
                 status = response.status_code
-                body = self._core.body(response.status_code, response.headers)
+                body = self._core.body(response.status_code, response.headers, send)
                 if not body.too_large:
                     for chunk in response.iter_bytes():
                         if not body.add(chunk):

@@ -28,6 +28,8 @@ __all__ = [
 ]
 
 Fallback = Literal["dotenv", "stale", "raise"]
+Mode = Literal["auto", "sse", "e2ee"]
+MODES: tuple[str, ...] = ("auto", "sse", "e2ee")
 PathSetting = str | Sequence[str] | None
 
 
@@ -70,6 +72,7 @@ class PhaseSettingsConfigDict(SettingsConfigDict, total=False):
     phase_required: bool
     phase_use_overrides: bool
     phase_max_response_bytes: int
+    phase_mode: Mode
 
 
 class Setting(NamedTuple):
@@ -98,6 +101,7 @@ SETTINGS: dict[str, Setting] = {
     "phase_required": Setting((), False),
     "phase_use_overrides": Setting((), True),
     "phase_max_response_bytes": Setting((), 32 * 1024 * 1024),
+    "phase_mode": Setting(("PHASE_MODE",), "auto"),
 }
 
 # key -> environment names, first wins
@@ -155,6 +159,7 @@ class ResolvedConfig(NamedTuple):
     max_response_bytes: int
     env_files: tuple[Path, ...]
     token_origin: str  # where the token came from, for messages (never the token)
+    mode: Mode = "auto"  # "sse": REST only; "e2ee": the end-to-end-encrypted API; "auto": both
 
     def __repr__(self) -> str:
         token = "None" if self.token is None else "SecretStr('**********')"
@@ -288,6 +293,21 @@ def _parse_tags(value: Any) -> tuple[str, ...]:
     return tuple(t.strip() for t in items if str(t).strip())
 
 
+def parse_mode(value: Any, origin: str = "phase_mode") -> Mode:
+    """``phase_mode`` / ``PHASE_MODE``: ``auto``, ``sse`` or ``e2ee`` (case-insensitive).
+
+    Raises:
+        PhaseConfigError: any other value.
+    """
+    if not isinstance(value, str) or value.strip().lower() not in MODES:
+        raise PhaseConfigError(
+            f"{origin} must be 'auto' (REST, and the end-to-end-encrypted API for an app "
+            "without SSE), 'sse' (REST only) or 'e2ee' (the end-to-end-encrypted API only)"
+        )
+    mode = value.strip().lower()
+    return "sse" if mode == "sse" else "e2ee" if mode == "e2ee" else "auto"
+
+
 def _number(name: str, value: Any, kind: type[int] | type[float], minimum: float) -> Any:
     try:
         number = kind(value)
@@ -386,4 +406,5 @@ def resolve_config(
         ),
         env_files=env_files,
         token_origin=origins["phase_token"],
+        mode=parse_mode(lookup("phase_mode"), origins.get("phase_mode", "phase_mode")),
     )
