@@ -17,6 +17,7 @@ from ._errors import PhaseConfigError, ascrubbed, scrubbed
 from ._failures import Stage
 from ._http import build_async_transport
 from ._models import PhaseApp, PhaseEnvironment, Secret
+from ._config import Mode
 from ._options import DEFAULT_MAX_RESPONSE_BYTES, ClientOptions
 from ._protocol import Outcome, Plan, Send, Sleep
 
@@ -42,6 +43,7 @@ class AsyncPhaseClient(Driver):
         allow_http: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        mode: Mode | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         rng: Random | None = None,
@@ -55,6 +57,7 @@ class AsyncPhaseClient(Driver):
             verify_ssl=verify_ssl,
             allow_http=allow_http,
             max_response_bytes=max_response_bytes,
+            mode=mode,
         )
         self._setup(options, transport, clock, rng)
         self._asleep = sleep or anyio.sleep

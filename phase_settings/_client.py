@@ -1,4 +1,4 @@
-"""``PhaseClient`` and ``AsyncPhaseClient``: Phase's public REST API with retries under a deadline.
+"""``PhaseClient`` and ``AsyncPhaseClient``: Phase's APIs with retries under a deadline.
 
 Both are thin drivers of the sans-IO core in :mod:`._protocol`: it says what to send, how to
 read each reply and how long to wait; a driver sends over its httpx client and sleeps (the
@@ -24,6 +24,7 @@ from ._errors import PhaseConfigError, scrubbed
 from ._failures import Stage
 from ._http import build_transport
 from ._models import PhaseApp, PhaseEnvironment, Secret
+from ._config import Mode
 from ._options import DEFAULT_MAX_RESPONSE_BYTES, ClientOptions
 from ._protocol import Outcome, Plan, Send, Sleep
 
@@ -33,7 +34,8 @@ __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AsyncPhaseClient", "ClientOptions", "P
 
 
 class PhaseClient(Driver):
-    """Synchronous client of Phase's public REST API.
+    """Synchronous client of Phase: the REST API, and the end-to-end-encrypted API for apps
+    without server-side encryption (values decrypted on the client).
 
     Args:
         token: a Phase token (``pss_service:v2:…``, ``pss_user:v1:…`` or the console's REST
@@ -46,10 +48,15 @@ class PhaseClient(Driver):
         allow_http: allow plain ``http://`` to a host that is not loopback.
         transport: an ``httpx.BaseTransport`` to use instead of the network (tests).
         max_response_bytes: a larger reply is refused before it is parsed.
+        mode: ``"auto"`` (REST, and for an app without SSE the end-to-end-encrypted API,
+            decrypting on the client), ``"sse"`` (REST only) or ``"e2ee"`` (the
+            end-to-end-encrypted API only; needs a ``pss_`` token with key parts); default
+            ``PHASE_MODE``, else ``"auto"``.
         clock, sleep, rng: injectable time and randomness (tests).
 
     Raises:
-        PhaseConfigError: no token, a malformed token, or a refused host.
+        PhaseConfigError: no token, a malformed token, a refused host, or ``mode="e2ee"``
+            with a token without key parts.
     """
 
     @scrubbed()
@@ -65,6 +72,7 @@ class PhaseClient(Driver):
         allow_http: bool = False,
         transport: httpx.BaseTransport | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        mode: Mode | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
         rng: Random | None = None,
@@ -78,6 +86,7 @@ class PhaseClient(Driver):
             verify_ssl=verify_ssl,
             allow_http=allow_http,
             max_response_bytes=max_response_bytes,
+            mode=mode,
         )
         self._setup(options, transport, clock, rng)
         self._sleep = sleep or time.sleep

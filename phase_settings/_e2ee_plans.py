@@ -103,6 +103,8 @@ class E2EEApi:
         paths: Sequence[str | None],
         tags: Sequence[str] = (),
         access: TokenAccess | None = None,
+        *,
+        resolve: bool = True,
     ) -> E2EELoad:
         secret_params(app_id, env)  # the same checks, and messages, as REST
         return E2EELoad(
@@ -114,6 +116,7 @@ class E2EEApi:
             paths=paths,
             tags=tags,
             access=access,
+            resolve=resolve,
         )
 
     def _write(self, request: E2EERequest | None) -> Plan[bool]:
@@ -154,7 +157,8 @@ class E2EEApi:
         items = secrets_body(secrets, need_id=False)["secrets"]
         if not items:
             return []
-        load = self._load(app_id, env, ())  # the tokens request only: the environment's keys
+        # The tokens request only: the environment's keys.
+        load = self._load(app_id, env, (), resolve=False)
         yield from _drive(load)
         request = create_request(self._host, self._authorization(), self._keys(load), items)
         if not (yield from self._write(request)):
@@ -168,7 +172,7 @@ class E2EEApi:
         return [secret for secret in stored if (secret.path, secret.key) in wanted]
 
     def _current(self, app_id: str, env: str) -> Plan[tuple[E2EELoad, dict[str, Secret]]]:
-        load = self._load(app_id, env, (None,))
+        load = self._load(app_id, env, (None,), resolve=False)
         yield from _drive(load)
         # As stored: a resolved value is never written back in place of its reference.
         return load, {secret.id: secret for secret in load.unresolved()[0]}
