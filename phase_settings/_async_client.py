@@ -11,13 +11,13 @@ from typing import Any, Self, TypeVar
 import anyio
 import httpx
 
+from ._config import Mode
 from ._deadline import deadline_scope
 from ._driver import DeadlineArg, Driver
 from ._errors import PhaseConfigError, ascrubbed, scrubbed
 from ._failures import Stage
 from ._http import build_async_transport
 from ._models import PhaseApp, PhaseEnvironment, Secret
-from ._config import Mode
 from ._options import DEFAULT_MAX_RESPONSE_BYTES, ClientOptions
 from ._protocol import Outcome, Plan, Send, Sleep
 

@@ -18,13 +18,13 @@ from typing import Any, Self, TypeVar
 import httpx
 
 from ._async_client import AsyncPhaseClient
+from ._config import Mode
 from ._deadline import deadline_scope
 from ._driver import DeadlineArg, Driver
 from ._errors import PhaseConfigError, scrubbed
 from ._failures import Stage
 from ._http import build_transport
 from ._models import PhaseApp, PhaseEnvironment, Secret
-from ._config import Mode
 from ._options import DEFAULT_MAX_RESPONSE_BYTES, ClientOptions
 from ._protocol import Outcome, Plan, Send, Sleep
 

@@ -195,7 +195,7 @@ def test_e2ee_mode_with_a_token_without_key_parts_fails_before_any_request(
 
 
 def test_a_mode_is_one_of_three(sealed: Sealed, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(PhaseConfigError, match="'auto'.*'sse'.*'e2ee'"):
+    with pytest.raises(PhaseConfigError, match=r"'auto'.*'sse'.*'e2ee'"):
         PhaseClient(sealed.token, sealed.url, mode="rest")  # type: ignore[arg-type]
     monkeypatch.setenv("PHASE_MODE", "SSE")
     with PhaseClient(sealed.token, sealed.url) as client:
