@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import pickle
 import uuid
@@ -436,8 +437,9 @@ def test_e2ee_loads_writes_and_failures_show_no_key_material(sweep: Sweep) -> No
         access = parse_tokens(tokens, keys)
         env_keys = access.env_keys(access.environment(access.app(app), "development"))
         sweep.objects("key holders", keys, access, env_keys)
-        for holder in (keys, access, env_keys):
-            sweep.expect_error("pickling a key holder", lambda h=holder: pickle.dumps(h))
+        holders: tuple[object, ...] = (keys, access, env_keys)
+        for holder in holders:
+            sweep.expect_error("pickling a key holder", functools.partial(pickle.dumps, holder))
 
         parts = sweep.token.split(":")
         parts[5] = ("0" if parts[5][0] != "0" else "1") + parts[5][1:]
