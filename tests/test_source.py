@@ -421,7 +421,8 @@ def test_phase_refusals_raise_and_never_fall_back(
         S()
 
 
-def test_sse_disabled_app(phase: Phase) -> None:
+def test_sse_disabled_app(phase: Phase, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PHASE_MODE", "sse")  # REST only (auto mode reads it over E2EE)
     phase.fake.set_sse(phase.app_id, False)
     with pytest.raises(PhaseSSEDisabledError, match="SSE"):
         settings_class(phase, {"name": (str, "")})()
