@@ -251,3 +251,18 @@ def test_a_503_to_an_e2ee_read_is_retried(sealed: Sealed) -> None:
             "/conf:NAME": "main"
         }
     assert len(waits) == 1 and sealed.routes() == ["tokens", "tokens", "secrets"]
+
+
+def test_the_readme_example(sealed: Sealed, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    [code] = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if 'mode="e2ee"' in b]
+    monkeypatch.setenv("PHASE_SERVICE_TOKEN", sealed.token)
+    monkeypatch.setenv("PHASE_HOST", sealed.url)
+    sealed.fake.set_secret(sealed.app_id, "production", "P", "p")
+    namespace: dict[str, object] = {"app_id": sealed.app_id}
+    exec(compile(code, "README.md", "exec", dont_inherit=True), namespace)
+    assert namespace["keys"] == ["HOST", "P"]
+    assert set(sealed.routes()) == {"tokens", "secrets"}
