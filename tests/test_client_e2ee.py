@@ -266,3 +266,12 @@ def test_the_readme_example(sealed: Sealed, monkeypatch: pytest.MonkeyPatch) -> 
     exec(compile(code, "README.md", "exec", dont_inherit=True), namespace)
     assert namespace["keys"] == ["HOST", "P"]
     assert set(sealed.routes()) == {"tokens", "secrets"}
+
+
+def test_auto_mode_switches_on_the_environments_route_too(sealed: Sealed) -> None:
+    """REST answers 403 "SSE is not enabled for this App." for an app's environments."""
+    with PhaseClient(sealed.token, sealed.url) as client:
+        assert len(client.list_environments(sealed.app_id)) == 3
+        assert sealed.routes() == ["rest", "tokens"]
+        [secret] = client.list_secrets(sealed.app_id, "production")
+    assert secret.value == "db.prod" and sealed.routes()[2:] == ["tokens", "secrets"]
