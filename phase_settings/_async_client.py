@@ -143,7 +143,7 @@ class AsyncPhaseClient(Driver):
                             if not body.add(chunk):
                                 break
         except (httpx.HTTPError, OSError, PhaseConfigError) as exc:
-            return self._core.failure(exc, stage, send.deadline, status=status)
+            return self._core.failure(exc, stage, send.deadline, status=status, send=send)
         return body.outcome()
 
     @ascrubbed

@@ -171,7 +171,7 @@ class PhaseClient(Driver):
                         if not body.add(chunk):
                             break
         except (httpx.HTTPError, OSError, PhaseConfigError) as exc:
-            return self._core.failure(exc, stage, send.deadline, status=status)
+            return self._core.failure(exc, stage, send.deadline, status=status, send=send)
         return body.outcome()
 
     # -- the REST API: each call is one plan of the API layer, run by _run -------------------

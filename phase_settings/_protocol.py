@@ -351,10 +351,17 @@ class Protocol:
     # -- transport failures -------------------------------------------------------------------
 
     def failure(
-        self, exc: BaseException, stage: Stage, deadline: Deadline, *, status: int | None = None
+        self,
+        exc: BaseException,
+        stage: Stage,
+        deadline: Deadline,
+        *,
+        status: int | None = None,
+        send: Send | None = None,
     ) -> Outcome:
         """The outcome of an attempt that raised ``exc`` (see :func:`classify_failure`);
-        ``status`` is the reply's status when the failure came while reading its body."""
+        ``status`` is the reply's status when the failure came while reading its body, ``send``
+        the attempt (a request to the end-to-end-encrypted API names that API's host)."""
         if isinstance(exc, PhaseConfigError):
             return Outcome(error=exc, reached_server=False)
         failure = classify_failure(exc, stage)
@@ -363,6 +370,8 @@ class Protocol:
             # body only carries Phase's error text, so a 5xx is still retried and may fall back.
             return Outcome(error=self._status_error(status, None, None))
         base = self.options.base_url
+        if send is not None and send.endpoint is not None:
+            base = send.url.split("/service/", 1)[0]  # Phase Cloud: the console's host
         error: PhaseError
         if failure.kind is Kind.TLS:
             error = PhaseTLSError(

@@ -275,3 +275,19 @@ def test_auto_mode_switches_on_the_environments_route_too(sealed: Sealed) -> Non
         assert sealed.routes() == ["rest", "tokens"]
         [secret] = client.list_secrets(sealed.app_id, "production")
     assert secret.value == "db.prod" and sealed.routes()[2:] == ["tokens", "secrets"]
+
+
+def test_an_unreachable_e2ee_host_is_named_in_the_error() -> None:
+    import socket
+
+    from phase_settings import PhaseConnectionError
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the block ends: nothing listens there
+    token = FakePhase().add_service_account()
+    with PhaseClient(token, f"http://127.0.0.1:{port}", mode="e2ee", max_attempts=1) as client:
+        with pytest.raises(PhaseConnectionError) as info:
+            client.list_secrets("app", "development")
+    assert f"Could not reach Phase at http://127.0.0.1:{port}:" in str(info.value)
+    assert "/service/public" not in str(info.value)  # the E2EE API's host, not the REST base

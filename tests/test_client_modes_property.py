@@ -91,3 +91,24 @@ def test_the_comparison_sees_a_difference() -> None:
             expected = _records(rest.list_secrets(app, "development"))
     assert got[1].value == "1" and expected[1].value == "2"
     assert got != expected
+
+
+def test_a_user_token_with_personal_overrides_gets_the_same_records() -> None:
+    fake = FakePhase()
+    app = fake.add_app("home")
+    fake.set_secret(app, "development", "A", "a")
+    fake.set_secret(app, "production", "P", "p")
+    fake.set_secret(app, "development", "R", "${production.P}-${A}")
+    user = fake.add_user()
+    fake.set_override(user, app, "development", "A", "mine-${production.P}")
+    fake.set_override(user, app, "development", "R", "off", active=False)
+    with (
+        fake.serve() as url,
+        PhaseClient(user, url, mode="sse") as rest,
+        PhaseClient(user, url, mode="e2ee") as e2ee,
+    ):
+        expected = _records(rest.list_secrets(app, "development"))
+        got = _records(e2ee.list_secrets(app, "development"))
+    assert got == expected
+    assert [(s.value, s.effective_value) for s in got] == [("a", "mine-p"), ("p-a", "p-a")]
+    assert got[1].override is not None and got[1].override.is_active is False
