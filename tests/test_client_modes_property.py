@@ -62,7 +62,8 @@ def test_rest_and_e2ee_modes_give_identical_secrets(world: dict[tuple[str, ...],
     fake = FakePhase()
     apps = {name: fake.add_app(name) for name in APPS}
     for (app, env, folder, key), value in world.items():
-        fake.set_secret(apps[app], env, key, value, path=folder, comment=f"c {key}")
+        tags = {"K0": ("t1",), "K1": ("t2",), "K2": ("t1", "t2")}[key]
+        fake.set_secret(apps[app], env, key, value, path=folder, comment=f"c {key}", tags=tags)
     token = fake.add_service_account(envs=None)
     with (
         fake.serve() as url,
@@ -74,6 +75,10 @@ def test_rest_and_e2ee_modes_give_identical_secrets(world: dict[tuple[str, ...],
             got = _records(e2ee.list_secrets(apps["home"], "development", path=path))
             assert got == expected, (path, world)
             assert [s.value for s in got] == [s.value for s in expected]  # repr masks values
+        for tags in (["t1"], ["t2", "t1"]):  # the server's filter; a folder read in part
+            expected = _records(rest.list_secrets(apps["home"], "development", tags=tags))
+            got = _records(e2ee.list_secrets(apps["home"], "development", tags=tags))
+            assert got == expected, (tags, world)
 
 
 def test_the_comparison_sees_a_difference() -> None:
