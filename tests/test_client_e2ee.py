@@ -291,3 +291,36 @@ def test_an_unreachable_e2ee_host_is_named_in_the_error() -> None:
             client.list_secrets("app", "development")
     assert f"Could not reach Phase at http://127.0.0.1:{port}:" in str(info.value)
     assert "/service/public" not in str(info.value)  # the E2EE API's host, not the REST base
+
+
+def test_no_key_material_outlives_the_call(sealed: Sealed) -> None:
+    """After each call the client holds no token keys, account keys or environment keys: the
+    next call asks for them again (one tokens request per call)."""
+    import gc
+
+    from phase_settings._e2ee_keys import AccountKeys, EnvKeys, TokenKeys
+    from phase_settings._e2ee_replies import TokenAccess
+
+    holders = (TokenKeys, AccountKeys, EnvKeys, TokenAccess)
+
+    def reachable(root: object) -> list[object]:
+        seen: set[int] = set()
+        found: list[object] = []
+        todo = [root]
+        while todo and len(seen) < 100_000:
+            obj = todo.pop()
+            if id(obj) in seen or isinstance(obj, type):
+                continue
+            seen.add(id(obj))
+            if isinstance(obj, holders):
+                found.append(obj)
+            todo.extend(gc.get_referents(obj))
+        return found
+
+    with PhaseClient(sealed.token, sealed.url, mode="e2ee") as client:
+        client.list_secrets(sealed.app_id, "development")
+        client.create_secrets(sealed.app_id, "development", [{"key": "K", "value": "v"}])
+        assert reachable(client) == []
+        sealed.fake.clear_requests()
+        client.list_secrets(sealed.app_id, "development", path="/conf")
+    assert sealed.routes() == ["tokens", "secrets"]
