@@ -69,6 +69,25 @@ class _Flight:
         self.error: PhaseError | None = None
 
 
+_flights_var: Any = None
+
+
+def _loop_flights() -> dict[tuple[int, CacheKey], _Flight]:
+    """The async fetches in flight in the running event loop (one table per loop: a task never
+    waits on another loop's fetch)."""
+    global _flights_var
+    from anyio.lowlevel import RunVar
+
+    if _flights_var is None:
+        _flights_var = RunVar("phase_settings_flights")
+    try:
+        flights: dict[tuple[int, CacheKey], _Flight] = _flights_var.get()
+    except LookupError:
+        flights = {}
+        _flights_var.set(flights)
+    return flights
+
+
 class SecretCache:
     """Thread-safe cache: fresh entries (TTL), last-good entries (no expiry), and in-flight
     fetches so that concurrent loads of one key make one request."""
@@ -90,7 +109,6 @@ class SecretCache:
         self._fresh_cache: TLRUCache[CacheKey, Fetched] | None = None
         self._last_good: dict[CacheKey, Fetched] = {}
         self._inflight: dict[CacheKey, Future[Fetched]] = {}
-        self._ainflight: dict[tuple[int, CacheKey], _Flight] = {}
         # key -> (consecutive failures, retry not before (timer), the error that ended it)
         self._failures: dict[CacheKey, tuple[int, float, PhaseUnavailableError]] = {}
 
@@ -223,9 +241,9 @@ class SecretCache:
         """The async twin of :meth:`fetch` (anyio: asyncio and trio): concurrent tasks of one
         event loop share one request."""
         import anyio
-        import anyio.lowlevel
 
-        slot = (id(anyio.lowlevel.current_token()), key)
+        flights = _loop_flights()
+        slot = (id(self), key)
         for _ in range(_MAX_LEADER_HANDOVERS):
             if not force:
                 with self._lock:
@@ -235,7 +253,7 @@ class SecretCache:
                     return hit, True
                 if failure is not None and self._timer() < failure[1]:
                     raise fresh(failure[2])
-            flight = self._ainflight.get(slot)
+            flight = flights.get(slot)
             if flight is None:
                 break
             with anyio.move_on_after(deadline.remaining()) as scope:
@@ -250,7 +268,7 @@ class SecretCache:
             if flight.entry is not None:
                 return flight.entry, False
             # The leader was cancelled: one of the waiters takes over.
-        flight = self._ainflight[slot] = _Flight(anyio.Event())
+        flight = flights[slot] = _Flight(anyio.Event())
         try:
             entry = await fetch()
             self.store(key, entry)
@@ -262,8 +280,8 @@ class SecretCache:
             raise
         finally:
             flight.done.set()
-            if self._ainflight.get(slot) is flight:
-                del self._ainflight[slot]
+            if flights.get(slot) is flight:
+                del flights[slot]
 
     def clear(self) -> None:
         """Drop fresh and last-good values (in-flight fetches finish on their own)."""
