@@ -14,7 +14,6 @@ from hypothesis import settings as hypothesis_settings
 import phase_settings
 from phase_settings.testing import FakePhase
 
-
 # CI replays nothing from a local example database and draws the same examples on every run, so
 # a run's outcome depends on the commit alone; locally, examples are random and failures replay.
 hypothesis_settings.register_profile("ci", database=None, derandomize=True, print_blob=True)
