@@ -234,6 +234,11 @@ class PhaseSettingsSource(EnvSettingsSource):
         self.env_vars = parse_env_vars(
             result.values, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
         )
+        if not self.env_vars:
+            # No key can fill a field: what EnvSettingsSource returns for an empty environment,
+            # without its pass over every field (the environment source made that pass already,
+            # so pydantic-settings' warnings about incomplete fields are not lost).
+            return {}
         return super().__call__()
 
     # -- compatibility with the command line until it uses result/with_overrides ------------
