@@ -25,7 +25,8 @@ from pydantic_settings.sources import ENV_FILE_SENTINEL
 
 from ._cache import CacheKey, Fetched
 from ._errors import PhaseError
-from ._loader import LoadOptions, LoadResult, cache_keys, combined_status, load_options
+from ._loaded import LoadOptions, LoadResult, combined_status, load_options
+from ._loader import cache_keys
 from ._models import LoadStatus
 from ._runtime import runtime
 from ._source import PhaseSettingsSource, collect_sources

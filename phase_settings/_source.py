@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from pydantic import AliasChoices, AliasPath, SecretStr, ValidationError
+from pydantic import AliasChoices, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -28,13 +28,13 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 from ._config import UNSET, PhaseSettingsConfigDict, ResolvedConfig, resolve_config
 from ._errors import PhaseError, without_tracebacks
-from ._masking import masked
+from ._validation import expected_keys, explain_missing, masked
 
 if TYPE_CHECKING:
     from pydantic_settings.sources.utils import InitState
 
     from ._client import PhaseClient
-    from ._loader import LoadOptions, LoadResult
+    from ._loaded import LoadOptions, LoadResult
 
 __all__ = ["PhaseSettings", "PhaseSettingsSource", "collect_sources", "merge_secrets"]
 
@@ -201,7 +201,8 @@ class PhaseSettingsSource(EnvSettingsSource):
     def load(self) -> LoadResult:
         """Fetch (or take from the cache) this source's key/value pairs, without mapping them
         to fields; the result is also kept as :attr:`result`."""
-        from ._loader import current_options, load
+        from ._loaded import current_options
+        from ._loader import load
         from ._runtime import runtime
 
         self._result = load(
@@ -283,7 +284,7 @@ class _ArgumentsView:
 
 def merge_secrets(*args: Any, **kwargs: Any) -> Any:
     """Kept for the command line until it calls the loader directly."""
-    from ._loader import merge_secrets as merge
+    from ._loaded import merge_secrets as merge
 
     return merge(*args, **kwargs)
 
@@ -361,7 +362,7 @@ class PhaseSettings(BaseSettings):
         results = [s.result for s in called if s.result is not None]
         if isinstance(error, ValidationError):
             error = masked(error, [r.values for r in results], type(self).model_config)
-            _explain_missing(error, called)
+            explain_missing(error, called)
         raise without_tracebacks(error)
 
     @classmethod
@@ -379,38 +380,4 @@ class PhaseSettings(BaseSettings):
             _phase_source_for(settings_cls, env_settings, dotenv_settings),
             _without_phase_keys(dotenv_settings),
             file_secret_settings,
-        )
-
-
-def expected_keys(source: PhaseSettingsSource, name: str) -> list[str]:
-    """The Phase keys that would fill field ``name`` (for messages; no values)."""
-    info = source.settings_cls.model_fields[name]
-    alias = info.validation_alias or info.alias
-    if isinstance(alias, str):
-        names = [alias]
-    elif isinstance(alias, AliasChoices):
-        names = [c if isinstance(c, str) else str(c.path[0]) for c in alias.choices]
-    elif isinstance(alias, AliasPath):
-        names = [str(alias.path[0])]
-    else:
-        names = [source.env_prefix + name]
-    return [n.upper() for n in names]
-
-
-def _explain_missing(exc: ValidationError, called: Sequence[PhaseSettingsSource]) -> None:
-    """Add a note naming the Phase keys, app and env behind each missing field (no values)."""
-    used = [s for s in called if s.result is not None and s.result.app_id is not None]
-    if not used:
-        return
-    source = used[-1]
-    assert source.result is not None
-    fields = source.settings_cls.model_fields
-    for err in exc.errors():
-        if err["type"] != "missing" or not err["loc"] or err["loc"][0] not in fields:
-            continue
-        name = str(err["loc"][0])
-        exc.add_note(
-            f"{name}: expected Phase key {' or '.join(expected_keys(source, name))} in app "
-            f"{source.result.app_id}, environment {source.result.env!r} (or an environment "
-            "variable / .env entry)"
         )

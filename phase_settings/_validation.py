@@ -1,5 +1,8 @@
-"""Values from Phase masked in a ``ValidationError``: its message, ``.errors()`` (``input`` and
-``ctx``) and ``.json()``, which error trackers and web frameworks serialise.
+"""A ``ValidationError`` as ``PhaseSettings`` raises it.
+
+Values from Phase are masked in its message, ``.errors()`` (``input`` and ``ctx``) and
+``.json()``, which error trackers and web frameworks serialise; a missing field gets a note
+naming the Phase keys, app and environment that would have filled it.
 
 The error is rebuilt with the same error types, locations and messages; only the parts that hold
 a value served by Phase (equal to it, inside it after JSON decoding, or containing it) read
@@ -8,13 +11,16 @@ a value served by Phase (equal to it, inside it after JSON decoding, or containi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from pydantic import AliasChoices, AliasPath, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-__all__ = ["MASK", "masked"]
+if TYPE_CHECKING:
+    from ._source import PhaseSettingsSource
+
+__all__ = ["MASK", "expected_keys", "explain_missing", "masked"]
 
 MASK = "**********"
 _MIN_INSIDE = 3  # a shorter string inside a Phase value is not taken for a part of it
@@ -104,3 +110,37 @@ def _known(item: Mapping[str, Any], detail: Mapping[str, Any]) -> bool:
     except (KeyError, TypeError, ValueError):
         return False
     return bool(again.errors()[0]["msg"] == item["msg"])
+
+
+def expected_keys(source: PhaseSettingsSource, name: str) -> list[str]:
+    """The Phase keys that would fill field ``name`` (for messages; no values)."""
+    info = source.settings_cls.model_fields[name]
+    alias = info.validation_alias or info.alias
+    if isinstance(alias, str):
+        names = [alias]
+    elif isinstance(alias, AliasChoices):
+        names = [c if isinstance(c, str) else str(c.path[0]) for c in alias.choices]
+    elif isinstance(alias, AliasPath):
+        names = [str(alias.path[0])]
+    else:
+        names = [source.env_prefix + name]
+    return [n.upper() for n in names]
+
+
+def explain_missing(exc: ValidationError, called: Sequence[PhaseSettingsSource]) -> None:
+    """Add a note naming the Phase keys, app and env behind each missing field (no values)."""
+    used = [s for s in called if s.result is not None and s.result.app_id is not None]
+    if not used:
+        return
+    source = used[-1]
+    assert source.result is not None
+    fields = source.settings_cls.model_fields
+    for err in exc.errors():
+        if err["type"] != "missing" or not err["loc"] or err["loc"][0] not in fields:
+            continue
+        name = str(err["loc"][0])
+        exc.add_note(
+            f"{name}: expected Phase key {' or '.join(expected_keys(source, name))} in app "
+            f"{source.result.app_id}, environment {source.result.env!r} (or an environment "
+            "variable / .env entry)"
+        )
