@@ -93,6 +93,27 @@ def new_client(
     return client
 
 
+class _Memo:
+    """A small thread-safe map keeping its most recent entries (a rotation adds one)."""
+
+    SIZE = 4
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[Any, Any] = {}
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            return self._entries.get(key)
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+            self._entries[key] = value
+            while len(self._entries) > self.SIZE:
+                del self._entries[next(iter(self._entries))]
+
+
 class Runtime:
     """The process-wide state of phase-settings (one instance: :data:`runtime`)."""
 
@@ -106,6 +127,7 @@ class Runtime:
         self._status: weakref.WeakKeyDictionary[type, LoadStatus] = weakref.WeakKeyDictionary()
         self._announced: weakref.WeakSet[type] = weakref.WeakSet()
         self._live: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._decoded: weakref.WeakKeyDictionary[type, _Memo] = weakref.WeakKeyDictionary()
 
     # -- clients ----------------------------------------------------------------------------
 
@@ -178,6 +200,14 @@ class Runtime:
             self._announced.add(settings_cls)
             return True
 
+    def decoded(self, settings_cls: type) -> _Memo:
+        """The memo of the Phase source's field pass for ``settings_cls`` (held weakly)."""
+        with self._lock:
+            memo = self._decoded.get(settings_cls)
+            if memo is None:
+                memo = self._decoded[settings_cls] = _Memo()
+            return memo
+
     def track_live(self, handle: Any) -> None:
         """Restart ``handle`` (a ``LiveSettings``) in a forked child; held weakly."""
         with self._lock:
@@ -191,6 +221,7 @@ class Runtime:
         with self._lock:
             self._status.clear()
             self._announced.clear()
+            self._decoded.clear()
 
     def after_fork_in_child(self) -> None:
         """A forked child shares no lock a parent thread held, waits on no parent fetch and

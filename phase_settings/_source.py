@@ -11,6 +11,8 @@ changes nothing else.
 from __future__ import annotations
 
 import contextvars
+import copy
+import operator
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -240,7 +242,27 @@ class PhaseSettingsSource(EnvSettingsSource):
             # without its pass over every field (the environment source made that pass already,
             # so pydantic-settings' warnings about incomplete fields are not lost).
             return {}
-        return super().__call__()
+        if type(self) is not PhaseSettingsSource:
+            return super().__call__()  # a subclass may map values its own way: no memo
+        from ._runtime import runtime
+
+        # The field pass is a function of the key/value pairs, this source's mapping settings
+        # and the class's fields: while Phase serves the same pairs, its output is reused (as
+        # a deep copy: no load shares a mutable value with another).
+        key = (frozenset(self.env_vars.items()), *(getattr(self, n) for n in _ENV_ARGS))
+        fields = tuple(self.settings_cls.model_fields.values())
+        memo = runtime.decoded(self.settings_cls)
+        hit = memo.get(key)
+        if (
+            hit is not None
+            and len(hit[0]) == len(fields)
+            and all(map(operator.is_, hit[0], fields))
+        ):
+            cached: dict[str, Any] = _fresh(hit[1])
+            return cached
+        data = super().__call__()
+        memo.put(key, (fields, _fresh(data)))
+        return data
 
     # -- compatibility with the command line until it uses result/with_overrides ------------
 
@@ -268,6 +290,20 @@ class PhaseSettingsSource(EnvSettingsSource):
         }
         args = ", ".join(f"{k}={v!r}" for k, v in shown.items())
         return f"{type(self).__name__}({args})"
+
+
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+def _fresh(value: Any) -> Any:
+    """A copy of ``value`` sharing nothing mutable with it (decoded JSON: dicts, lists)."""
+    if isinstance(value, _IMMUTABLE):
+        return value
+    if type(value) is dict:
+        return {k: _fresh(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_fresh(v) for v in value]
+    return copy.deepcopy(value)
 
 
 class _ArgumentsView:
@@ -314,6 +350,8 @@ def _without_phase_keys(source: PydanticBaseSettingsSource) -> PydanticBaseSetti
     they configure the Phase source, they are not fields (no ``extra_forbidden`` error that
     would echo a token). Keys that fill a field are kept."""
     if not isinstance(source, DotEnvSettingsSource):
+        return source
+    if not any(key[:6].lower() == "phase_" for key in source.env_vars):
         return source
     fields = {name.lower() for name in source.settings_cls.model_fields}
     for info in source.settings_cls.model_fields.values():

@@ -270,6 +270,20 @@ def test_a_class_loaded_from_env_vars_is_collected(monkeypatch: pytest.MonkeyPat
     assert _collected(make)
 
 
+def test_a_reload_shares_no_mutable_value_with_an_earlier_instance(phase: Phase) -> None:
+    phase.set("DATA", json.dumps({"hosts": ["a"], "limits": {"n": 1}}))
+    Settings = build(PhaseSettings, {"data": dict[str, Any]}, **phase.config())
+    for _ in range(3):  # every load, the first and those reusing its decoded values
+        loaded = Settings()
+        assert loaded.data == {"hosts": ["a"], "limits": {"n": 1}}  # type: ignore[attr-defined]
+        loaded.data["hosts"].append("mutated")  # type: ignore[attr-defined]
+        loaded.data["limits"]["n"] = 2  # type: ignore[attr-defined]
+    assert phase.gets() == 1
+    phase.set("DATA", json.dumps({"hosts": ["b"]}))
+    clear_cache()
+    assert Settings().data == {"hosts": ["b"]}  # type: ignore[attr-defined]
+
+
 # --- secret values never in a ValidationError's data ------------------------------------------
 
 SECRET = "sekrit-not-a-number-7f3a"

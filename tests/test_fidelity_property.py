@@ -220,7 +220,9 @@ def test_phase_and_env_vars_load_the_same(
         "phase_host": url,
         "phase_cache_ttl": 0,
     }
-    through_phase = outcome(model(PhaseSettings, names, phase_config))
+    from_phase = model(PhaseSettings, names, phase_config)
+    through_phase = outcome(from_phase)
+    assert outcome(from_phase) == through_phase  # loaded again: the same (the reuse is exact)
     with pytest.MonkeyPatch.context() as mp:
         for key, value in pairs.items():
             mp.setenv(key, value)
