@@ -457,21 +457,37 @@ def test_source_repr_shows_what_it_reads_never_the_token(phase: Phase) -> None:
     assert phase.token.split(":")[2] not in text
 
 
-def test_envsettingssource_internals_the_source_relies_on() -> None:
-    """Pins pydantic-settings behaviour: EnvSettingsSource loads in __init__ through
-    _load_env_vars and reads self.env_vars in __call__."""
-    import inspect
+def test_pydantic_settings_surface_the_source_relies_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pins what phase-settings reads of pydantic-settings: EnvSettingsSource's public
+    configuration attributes, its field pass reading ``self.env_vars``, ``parse_env_vars``, and
+    the dotenv source's ``env_file``/``env_file_encoding``/``env_vars``."""
+    from pydantic_settings import DotEnvSettingsSource, EnvSettingsSource
+    from pydantic_settings.sources.utils import parse_env_vars
 
-    from pydantic_settings import EnvSettingsSource
+    class Settings(BaseSettings):
+        model_config = SettingsConfigDict(env_prefix="APP_", env_nested_delimiter="__")
+        name: str = ""
 
-    init = inspect.getsource(EnvSettingsSource.__init__)
-    assert "self.env_vars = self._load_env_vars()" in init
-    call = inspect.getsource(EnvSettingsSource.get_field_value)
-    assert "self.env_vars" in call
-    assert inspect.signature(EnvSettingsSource._extract_field_info).parameters.keys() >= {
-        "field",
-        "field_name",
-    }
+    monkeypatch.setenv("APP_NAME", "from-env")
+    env = EnvSettingsSource(Settings, case_sensitive=False, env_nested_max_split=2)
+    assert (env.env_prefix, env.env_nested_delimiter, env.env_nested_max_split) == (
+        "APP_",
+        "__",
+        2,
+    )
+    assert {env.case_sensitive, env.env_ignore_empty} == {False}
+    assert (env.env_parse_none_str, env.env_parse_enums) == (None, None)
+    assert env.env_prefix_target == "variable"
+    env.env_vars = parse_env_vars({"APP_NAME": "replaced"}, False, False, None)
+    assert env() == {"name": "replaced"}  # the field pass reads env_vars as set
+    env.env_vars = {}
+    assert env() == {}  # an empty environment fills nothing (the Phase source's shortcut)
+    dotenv = DotEnvSettingsSource(Settings, env_file="x.env", env_file_encoding="latin-1")
+    assert (dotenv.env_file, dotenv.env_file_encoding, dict(dotenv.env_vars)) == (
+        "x.env",
+        "latin-1",
+        {},
+    )
 
 
 _names = st.from_regex(r"[a-z][a-z0-9]{0,8}(_[a-z0-9]{1,4})?", fullmatch=True).filter(
