@@ -333,7 +333,8 @@ def test_t16_resources_stay_flat_over_2000_refresh_cycles(live_phase: Phase) -> 
     )
     assert changes == 2000
     assert all(abs(fds - fds0) <= 2 for fds, _, _ in samples) and abs(fds1 - fds0) <= 2
-    assert threads1 == threads0
+    # never more threads (idle worker threads that earlier async tests left may exit meanwhile)
+    assert all(threads <= threads0 for _, threads, _ in samples) and threads1 <= threads0
     assert rss1 - rss0 < 5_000_000
 
 
