@@ -289,12 +289,3 @@ class SecretCache:
             self._fresh.clear()
             self._last_good.clear()
             self._failures.clear()
-
-
-def __getattr__(name: str) -> Any:
-    # The command line imported ``load_status`` from here; it lives in the runtime now.
-    if name == "load_status":
-        from ._runtime import load_status
-
-        return load_status
-    raise AttributeError(name)
