@@ -17,6 +17,7 @@ from dotenv import dotenv_values
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from ._dotenv_log import report_parse_errors
 from ._errors import PhaseConfigError, scrubbed
 
 __all__ = [
@@ -188,7 +189,8 @@ def read_phase_keys(paths: Sequence[Path], encoding: str | None) -> dict[str, st
         cache_key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
         entries = _dotenv_cache.get(cache_key)
         if entries is None:
-            values = dotenv_values(path, encoding=encoding or "utf-8")
+            with report_parse_errors(path):
+                values = dotenv_values(path, encoding=encoding or "utf-8")
             entries = {
                 k.upper(): v
                 for k, v in values.items()

@@ -29,6 +29,7 @@ from pydantic_settings.sources import ENV_FILE_SENTINEL
 from pydantic_settings.sources.utils import parse_env_vars
 
 from ._config import UNSET, PhaseSettingsConfigDict, ResolvedConfig, resolve_config
+from ._dotenv_log import dotenv_warnings_held
 from ._errors import PhaseError, without_tracebacks
 from ._validation import explain_missing, masked
 
@@ -350,7 +351,7 @@ class PhaseSettings(BaseSettings):
     )
 
     def __init__(self, **values: Any) -> None:
-        with collect_sources() as called:
+        with collect_sources() as called, dotenv_warnings_held():
             try:
                 super().__init__(**values)
                 return

@@ -51,7 +51,7 @@ from ._outcome import (
 
 __all__ = ["build_parser", "main"]
 
-logger = logging.getLogger("phase_settings")
+logger = logging.getLogger("phase_settings.cli")
 
 _KEY = re.compile(r"[A-Z0-9_]+\Z")
 
