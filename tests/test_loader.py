@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -37,15 +38,19 @@ class MemoryStore:
     def put(self, key: CacheKey, entry: Fetched, config: ResolvedConfig) -> None:
         self.entries[key] = entry
 
+    @contextmanager
+    def lock(self, key: CacheKey, config: ResolvedConfig, wait: float) -> Iterator[bool]:
+        yield True
+
 
 @pytest.fixture
 def store() -> Iterator[MemoryStore]:
     memory = MemoryStore()
-    runtime.second_level = memory
+    before, runtime.second_level = runtime.second_level, memory
     try:
         yield memory
     finally:
-        runtime.second_level = None
+        runtime.second_level = before
 
 
 def settings(phase: Phase, **config: Any) -> type[PhaseSettings]:
