@@ -209,7 +209,7 @@ class SnapshotStore:
             return None
         return snapshot
 
-    def _load(self, key: SnapshotKey) -> Snapshot | None:
+    def _load(self, key: SnapshotKey, *, writing: bool = False) -> Snapshot | None:
         path = self.path_for(key)
         name = os.path.basename(path)
         try:
@@ -217,7 +217,10 @@ class SnapshotStore:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            log.warning(
+            if writing:
+                return None  # the write that follows fails too, and says so
+            self._warn_once(
+                f"read {name} {exc.errno}",
                 "snapshot %s cannot be read (%s): not served",
                 name,
                 exc.strerror or type(exc).__name__,
@@ -332,7 +335,7 @@ class SnapshotStore:
         self, key: SnapshotKey, secrets: Sequence[Secret], fetched_at: datetime
     ) -> bool:
         path = self.path_for(key)
-        on_disk = self._load(key)
+        on_disk = self._load(key, writing=True)
         if on_disk is not None:
             now = self._clock()
             from_future = (on_disk.fetched_at - now) > timedelta(seconds=FUTURE_TOLERANCE)
