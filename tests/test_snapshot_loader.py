@@ -44,8 +44,9 @@ def folder(tmp_path: Path) -> Path:
 
 def make(phase: Phase, folder: Path, *, field: Any = SecretStr, **config: Any) -> type[Any]:
     settings = phase.config(
-        phase_snapshot_dir=str(folder), phase_max_attempts=1, phase_deadline=2.0, **config
-    )
+        **{"phase_snapshot_dir": str(folder), "phase_max_attempts": 1, "phase_deadline": 2.0,
+           **config}
+    )  # fmt: skip
 
     class Settings(PhaseSettings):
         model_config = PhaseSettingsConfigDict(**settings)  # type: ignore[typeddict-item]
@@ -361,3 +362,32 @@ def test_the_async_path_reads_and_writes_the_snapshot(phase: Phase, folder: Path
 def _no_stray_folders(folder: Path) -> Iterator[None]:
     yield
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_an_async_load_waits_for_the_lock_without_blocking_the_event_loop(
+    phase: Phase, folder: Path
+) -> None:
+    phase.set("API_KEY", CANARY)
+    Settings = make(phase, folder, phase_deadline=1.0)
+    layer, key, _ = layer_and_key(Settings)
+    ticks: list[float] = []
+
+    async def main() -> Any:
+        async def ticker() -> None:
+            for _ in range(200):
+                ticks.append(anyio.current_time())
+                await anyio.sleep(0.01)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(ticker)
+            loaded = await aload(Settings)
+            tasks.cancel_scope.cancel()
+        return loaded
+
+    with layer.store.lock(key, 0) as got:  # another process holds the key's lock
+        assert got
+        loaded = anyio.run(main)
+    assert value(loaded) == CANARY and phase.gets() == 1  # fetched without the lock
+    # The load polled the lock for half its deadline (0.5 s) in a worker thread: the event
+    # loop kept running meanwhile.
+    assert ticks[-1] - ticks[0] >= 0.4 and len(ticks) >= 10, ticks
