@@ -282,7 +282,8 @@ def test_make_demo_shows_loads_check_rotation_and_both_fallbacks(tmp_path: Path)
     ) in out
     assert re.search(r"phase-snapshot/ \(mode 700\): \d+ files named by keyed hashes", out)
     # the startup fallback without a snapshot: the exported .env, said so
-    assert "wrote 10 secret(s) to .env (mode 0600)" in out
+    assert "$ phase-settings export --for settings:Settings --output .env" in out
+    assert "wrote 9 secret(s) to .env (mode 0600)" in out  # DB_HOST: read by no field
     assert re.search(r"WARNING phase_settings.*Phase is unavailable .*falls back to \.env", out)
     assert (
         "Phase could not be reached at startup, so Settings() read the .env file "

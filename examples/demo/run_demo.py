@@ -125,11 +125,10 @@ def main() -> int:
                 f"{live.current.max_connections}"
             )
 
-            heading("a fallback file: `export` writes production's secrets to .env (mode 0600)")
-            # TODO(issue #12): `export --for settings:Settings` writes only the keys the class
-            # reads; until then the file holds every key (DB_HOST too), which is why the demo's
-            # Settings ignores extra keys in .env.
-            command("export", "--path", "/,/backend", "--output", ".env")
+            heading(
+                "a fallback file: `export --for` writes what Settings reads to .env (mode 0600)"
+            )
+            command("export", "--for", "settings:Settings", "--output", ".env")
 
         heading("Phase goes down: a refresh fails and the current values stay")
         try:
