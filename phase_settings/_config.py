@@ -295,11 +295,9 @@ def _parse_tags(value: Any) -> tuple[str, ...]:
 
 
 def _snapshot_dir(value: Any) -> Path | None:
-    if value is None:
-        return None
-    if not isinstance(value, str | os.PathLike):
+    if value is not None and not isinstance(value, str | os.PathLike):
         raise PhaseConfigError("phase_snapshot_dir must be a folder path")
-    text = os.fspath(value).strip()
+    text = "" if value is None else str(os.fspath(value)).strip()
     return Path(text).expanduser() if text else None
 
 

@@ -37,7 +37,7 @@ from pydantic import SecretStr
 from ._errors import scrubbed
 from ._models import Secret
 from ._snapshot_codec import decode_payload, encode_payload
-from ._snapshot_files import folder_problem, fsync_folder, read_file
+from ._snapshot_files import folder_problem, read_file, write_atomically
 from ._snapshot_keys import FORMAT_VERSION, SnapshotKey, associated_data, blake2b_32, derive_keys
 from ._snapshot_lock import FileLock
 
@@ -282,7 +282,7 @@ class SnapshotStore:
         secrets: Sequence[Secret],
         fetched_at: datetime,
         *,
-        wait: float = WRITE_LOCK_WAIT,
+        wait: float | None = None,
     ) -> bool:
         """Store ``secrets`` fetched at ``fetched_at`` unless the file on disk is as new or newer.
 
@@ -302,6 +302,7 @@ class SnapshotStore:
             return False
         if fetched_at.tzinfo is None:
             raise ValueError("fetched_at must be an aware datetime")
+        wait = WRITE_LOCK_WAIT if wait is None else wait
         lock = self._lock_for(key)
         guard = self._write_guard(key)
         if not guard.acquire(timeout=max(wait, 0.001)):
@@ -342,27 +343,7 @@ class SnapshotStore:
             if on_disk.fetched_at >= fetched_at and not from_future:
                 return False
         data = self.seal(key, secrets, fetched_at)
-        temporary = path + ".tmp"  # one per key: writers of a key take turns under its lock
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(temporary, flags, 0o600)
-        try:
-            try:
-                if hasattr(os, "fchmod"):
-                    os.fchmod(fd, 0o600)  # whatever the umask
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
-        fsync_folder(self.directory)
+        write_atomically(path, data)  # one temporary file per key: writers take turns
         return True
 
     # --- lock -----------------------------------------------------------------------------

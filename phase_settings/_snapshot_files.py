@@ -12,7 +12,7 @@ import os
 import stat
 from collections.abc import Callable
 
-__all__ = ["MAX_FILE_BYTES", "folder_problem", "fsync_folder", "read_file"]
+__all__ = ["MAX_FILE_BYTES", "folder_problem", "fsync_folder", "read_file", "write_atomically"]
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
 
@@ -68,3 +68,36 @@ def fsync_folder(directory: str) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Replace ``path`` with ``data``: a temporary file beside it (mode 0600 whatever the
+    umask), fsync, rename, fsync of the folder. A reader sees the old file or the new one, never
+    a torn one; a crash at any point leaves the old file in place.
+
+    Callers writing one ``path`` take turns: the temporary file's name is fixed.
+
+    Raises:
+        OSError: the file system refused; the temporary file is removed.
+    """
+    temporary = path + ".tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temporary)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(temporary, flags, 0o600)
+    try:
+        try:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, 0o600)  # whatever the umask
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    fsync_folder(os.path.dirname(path))

@@ -391,3 +391,20 @@ def test_an_async_load_waits_for_the_lock_without_blocking_the_event_loop(
     # The load polled the lock for half its deadline (0.5 s) in a worker thread: the event
     # loop kept running meanwhile.
     assert ticks[-1] - ticks[0] >= 0.4 and len(ticks) >= 10, ticks
+
+
+def test_the_snapshot_is_off_by_default_and_set_by_phase_snapshot_dir(tmp_path: Path) -> None:
+    from phase_settings import PhaseConfigError
+
+    default = resolve_config({}, {}, environ={})
+    assert default.snapshot_dir is None and default.snapshot_max_age == 7 * 24 * 3600
+    folder = tmp_path / "from-env"
+    config = resolve_config(
+        {"phase_snapshot_dir": "/elsewhere"}, {}, environ={"PHASE_SNAPSHOT_DIR": str(folder)}
+    )
+    assert config.snapshot_dir == folder  # the environment beats model_config
+    assert resolve_config({"phase_snapshot_dir": "  "}, {}, environ={}).snapshot_dir is None
+    with pytest.raises(PhaseConfigError, match="phase_snapshot_dir"):
+        resolve_config({"phase_snapshot_dir": 3}, {}, environ={})
+    with pytest.raises(PhaseConfigError, match="phase_snapshot_max_age"):
+        resolve_config({"phase_snapshot_max_age": -1}, {}, environ={})
