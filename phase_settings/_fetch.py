@@ -128,7 +128,8 @@ def fetch_entries(
     requested: list[CacheKey] = []
     keys = cache_keys(config, client)
     store = runtime.store_for(config)
-    stored = None if options.force else _stored_first(runtime, store, keys, config)
+    wanted = [key for key in keys if key not in options.prefetched]
+    stored = None if options.force else _stored_first(runtime, store, wanted, config)
     reread = not options.force and len(keys) == 1  # several paths: all from the store or none
     for key in keys:
         if key in options.errors:
@@ -191,7 +192,9 @@ async def afetch_entries(
     stored = (
         None
         if options.force
-        else await anyio.to_thread.run_sync(_stored_first, runtime, store, keys, config)
+        else await anyio.to_thread.run_sync(
+            _stored_first, runtime, store, [k for k in keys if k not in options.prefetched], config
+        )
     )
     reread = not options.force and len(keys) == 1  # several paths: all from the store or none
     for key in keys:

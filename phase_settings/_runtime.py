@@ -1,11 +1,12 @@
 """Everything phase-settings keeps for the life of a process, in one object.
 
 The :class:`Runtime` owns the cache of fetched secrets, the pool of clients (one connection pool
-per token and host), how the last load of each settings class went, which classes were told
-"no token", and the live handles to restart after ``fork()``. Settings classes are held weakly
-everywhere: a class nothing of the user's refers to is garbage-collected. One at-fork hook resets
-what a forked child must not share, and :meth:`Runtime.reset` (behind ``clear_cache()``) empties
-the values.
+per token and host), the on-disk snapshot stores (one per folder and token), how the last load
+of each settings class went, which classes were told "no token", and the live handles to
+restart after ``fork()``. Settings classes are held weakly everywhere: a class nothing of the
+user's refers to is garbage-collected. One at-fork hook resets what a forked child must not
+share, and :meth:`Runtime.reset` (behind ``clear_cache()``) empties the values and forgets the
+snapshot stores (the next load checks its folder again).
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ MAX_CLIENTS = 16
 
 class SecondLevelStore(Protocol):
     """A store between the memory cache and Phase (the on-disk snapshot): consulted when the
-    memory cache misses, written after each fetch, and offered as a fallback next to the
-    process's last good values (the newer wins)."""
+    memory cache misses, written after each fetch once the settings class validated (the key's
+    lock held from before the fetch until after the write), and offered as a fallback next to
+    the process's last good values (the newer wins)."""
 
     def get_fresh(self, key: CacheKey, config: ResolvedConfig) -> Fetched | None:
         """An entry younger than its lifetime, served without a request; else None."""
