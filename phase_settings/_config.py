@@ -71,6 +71,8 @@ class PhaseSettingsConfigDict(SettingsConfigDict, total=False):
     phase_required: bool
     phase_use_overrides: bool
     phase_max_response_bytes: int
+    phase_snapshot_dir: str | os.PathLike[str] | None
+    phase_snapshot_max_age: float
 
 
 class Setting(NamedTuple):
@@ -99,6 +101,8 @@ SETTINGS: dict[str, Setting] = {
     "phase_required": Setting((), False),
     "phase_use_overrides": Setting((), True),
     "phase_max_response_bytes": Setting((), 32 * 1024 * 1024),
+    "phase_snapshot_dir": Setting(("PHASE_SNAPSHOT_DIR",), None),
+    "phase_snapshot_max_age": Setting((), 7 * 24 * 3600.0),
 }
 
 # key -> environment names, first wins
@@ -154,6 +158,8 @@ class ResolvedConfig(NamedTuple):
     required: bool
     use_overrides: bool
     max_response_bytes: int
+    snapshot_dir: Path | None  # None: no on-disk snapshot
+    snapshot_max_age: float  # seconds: an older snapshot is never served
     env_files: tuple[Path, ...]
     token_origin: str  # where the token came from, for messages (never the token)
 
@@ -290,6 +296,13 @@ def _parse_tags(value: Any) -> tuple[str, ...]:
     return tuple(t.strip() for t in items if str(t).strip())
 
 
+def _snapshot_dir(value: Any) -> Path | None:
+    if value is not None and not isinstance(value, str | os.PathLike):
+        raise PhaseConfigError("phase_snapshot_dir must be a folder path")
+    text = "" if value is None else str(os.fspath(value)).strip()
+    return Path(text).expanduser() if text else None
+
+
 def _number(name: str, value: Any, kind: type[int] | type[float], minimum: float) -> Any:
     try:
         number = kind(value)
@@ -385,6 +398,10 @@ def resolve_config(
         use_overrides=bool(lookup("phase_use_overrides")),
         max_response_bytes=_number(
             "phase_max_response_bytes", lookup("phase_max_response_bytes"), int, 1
+        ),
+        snapshot_dir=_snapshot_dir(lookup("phase_snapshot_dir")),
+        snapshot_max_age=_number(
+            "phase_snapshot_max_age", lookup("phase_snapshot_max_age"), float, 0
         ),
         env_files=env_files,
         token_origin=origins["phase_token"],

@@ -10,43 +10,28 @@ store's, then (``phase_fallback="dotenv"``) the env files. Every other error is 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ._cache import CacheKey, Fetched
-from ._errors import PhaseConfigError, PhaseError, PhaseUnavailableError, fresh
+from ._errors import PhaseConfigError, PhaseError, PhaseUnavailableError
+from ._fetch import afetch_entries, cache_keys, fetch_entries, warn_unresolved
 from ._loaded import LoadOptions, LoadResult, merge_secrets, signature_of
 from ._models import LoadStatus
-from ._retry import Deadline
-from ._runtime import Runtime, identity
+from ._runtime import Runtime
 
 if TYPE_CHECKING:
+    from ._cache import CacheKey, Fetched
     from ._client import PhaseClient
     from ._config import ResolvedConfig
-    from ._models import Secret
 
 __all__ = ["cache_keys", "enabled", "fetch_entries", "load", "load_async", "warn_unresolved"]
 
 logger = logging.getLogger("phase_settings.loader")
 
-_UNRESOLVED = r"\$\{(?!\{)[^{}]+\}"  # compiled on first use (re caches it)
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def warn_unresolved(secrets: Sequence[Secret]) -> None:
-    """One WARNING per value that still holds a ``${…}`` reference (the key only)."""
-    for secret in secrets:
-        if "${" in secret.value and re.search(_UNRESOLVED, secret.value):
-            logger.warning(
-                "Phase secret %s (path %s) holds a reference that Phase could not resolve",
-                secret.key,
-                secret.path,
-            )
 
 
 def enabled(
@@ -72,123 +57,6 @@ def enabled(
             settings_cls.__name__,
         )
     return False
-
-
-def cache_keys(config: ResolvedConfig, client: PhaseClient | None = None) -> list[CacheKey]:
-    """The cache keys of a load: one per folder (one for "every folder")."""
-    if client is not None:
-        base, fingerprint = client.base_url, client.token_fingerprint
-    else:
-        base, fingerprint = identity(config)
-    assert config.app_id is not None
-    return [
-        CacheKey(base, config.app_id, config.env, path, config.tags, fingerprint)
-        for path in (config.paths if config.paths is not None else (None,))
-    ]
-
-
-# --- the fetch ------------------------------------------------------------------------------
-
-
-def _from_store(runtime: Runtime, key: CacheKey, config: ResolvedConfig) -> Fetched | None:
-    store = runtime.second_level
-    return store.get_fresh(key, config) if store is not None else None
-
-
-def _keep(runtime: Runtime, key: CacheKey, entry: Fetched, config: ResolvedConfig) -> None:
-    store = runtime.second_level
-    if store is not None:
-        store.put(key, entry, config)
-
-
-def fetch_entries(
-    config: ResolvedConfig, options: LoadOptions, runtime: Runtime, client: PhaseClient | None
-) -> tuple[list[tuple[CacheKey, Fetched]], bool]:
-    """The entries of every folder of this load, and whether none needed a request."""
-    deadline = Deadline(config.deadline)
-    fetched: list[tuple[CacheKey, Fetched]] = []
-    requested: list[CacheKey] = []
-    for key in cache_keys(config, client):
-        if key in options.errors:
-            raise fresh(options.errors[key])
-        entry = options.prefetched.get(key)
-        if entry is None:
-
-            def fetch(key: CacheKey = key) -> Fetched:
-                if not options.force:
-                    stored = _from_store(runtime, key, config)
-                    if stored is not None:
-                        return stored
-                if client is not None:
-                    secrets = _list(client, key, deadline)
-                else:
-                    with runtime.borrow_client(config) as pooled:
-                        secrets = _list(pooled, key, deadline)
-                warn_unresolved(secrets)
-                entry = runtime.cache.new_entry(secrets, config.cache_ttl)
-                requested.append(key)
-                _keep(runtime, key, entry, config)
-                return entry
-
-            entry, _ = runtime.cache.fetch(
-                key, fetch, ttl=config.cache_ttl, deadline=deadline, force=options.force
-            )
-        else:
-            requested.append(key)
-        fetched.append((key, entry))
-    return fetched, not requested
-
-
-def _list(client: PhaseClient, key: CacheKey, deadline: Deadline) -> list[Secret]:
-    return client.list_secrets(
-        key.app_id, key.env, path=key.path, tags=key.tags or None, deadline=deadline
-    )
-
-
-async def afetch_entries(
-    config: ResolvedConfig, options: LoadOptions, runtime: Runtime, client: PhaseClient | None
-) -> tuple[list[tuple[CacheKey, Fetched]], bool]:
-    """The async twin of :func:`fetch_entries`: ``AsyncPhaseClient`` (an injected synchronous
-    client runs in a worker thread); never blocks the event loop."""
-    import anyio.to_thread
-
-    from ._runtime import new_client
-
-    deadline = Deadline(config.deadline)
-    fetched: list[tuple[CacheKey, Fetched]] = []
-    requested: list[CacheKey] = []
-    for key in cache_keys(config, client):
-        if key in options.errors:
-            raise fresh(options.errors[key])
-        prefetched = options.prefetched.get(key)
-        if prefetched is not None:
-            fetched.append((key, prefetched))
-            requested.append(key)
-            continue
-
-        async def fetch(key: CacheKey = key) -> Fetched:
-            if not options.force:
-                stored = await anyio.to_thread.run_sync(_from_store, runtime, key, config)
-                if stored is not None:
-                    return stored
-            if client is not None:
-                secrets = await anyio.to_thread.run_sync(_list, client, key, deadline)
-            else:
-                async with new_client(config, asynchronous=True) as own:
-                    secrets = await own.list_secrets(
-                        key.app_id, key.env, path=key.path, tags=key.tags or None, deadline=deadline
-                    )
-            warn_unresolved(secrets)
-            entry = runtime.cache.new_entry(secrets, config.cache_ttl)
-            requested.append(key)
-            await anyio.to_thread.run_sync(_keep, runtime, key, entry, config)
-            return entry
-
-        entry, _ = await runtime.cache.afetch(
-            key, fetch, ttl=config.cache_ttl, deadline=deadline, force=options.force
-        )
-        fetched.append((key, entry))
-    return fetched, not requested
 
 
 # --- the load ---------------------------------------------------------------------------------
@@ -291,10 +159,11 @@ def _failed(
             entries, source = chosen
             fetched_at = min(entry.fetched_at for _, entry in entries)
             logger.warning(
-                "Phase is unavailable (%s); serving the %s values of %s, fetched at %s",
+                "Phase is unavailable (%s); serving the %s values of %s, %s old (fetched at %s)",
                 cause,
-                "last good" if source == "stale" else "snapshot's",
+                "last good" if source == "stale" else "on-disk snapshot's",
                 name,
+                _age(_now() - fetched_at),
                 fetched_at.isoformat(timespec="seconds"),
             )
             return _served(config, runtime, settings_cls, entries, source, failed)
@@ -314,12 +183,21 @@ def _failed(
     raise exc
 
 
+def _age(age: timedelta) -> str:
+    """An age as people say it: 42 s, 5 min, 3 h, 2 days."""
+    seconds = max(0, int(age.total_seconds()))
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size * (2 if unit == "days" else 1):
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
 def _last_good(
     config: ResolvedConfig, runtime: Runtime, client: PhaseClient | None
 ) -> tuple[list[tuple[CacheKey, Fetched]], str] | None:
     """For every folder, the newer of the process's last good entry and the second-level
     store's; None unless every folder has one."""
-    store = runtime.second_level
+    store = runtime.store_for(config)
     chosen: list[tuple[CacheKey, Fetched]] = []
     from_store = False
     for key in cache_keys(config, client):

@@ -1,20 +1,22 @@
 """Everything phase-settings keeps for the life of a process, in one object.
 
 The :class:`Runtime` owns the cache of fetched secrets, the pool of clients (one connection pool
-per token and host), how the last load of each settings class went, which classes were told
-"no token", and the live handles to restart after ``fork()``. Settings classes are held weakly
-everywhere: a class nothing of the user's refers to is garbage-collected. One at-fork hook resets
-what a forked child must not share, and :meth:`Runtime.reset` (behind ``clear_cache()``) empties
-the values.
+per token and host), the on-disk snapshot stores (one per folder and token), how the last load
+of each settings class went, which classes were told "no token", and the live handles to
+restart after ``fork()``. Settings classes are held weakly everywhere: a class nothing of the
+user's refers to is garbage-collected. One at-fork hook resets what a forked child must not
+share, and :meth:`Runtime.reset` (behind ``clear_cache()``) empties the values and forgets the
+snapshot stores (the next load checks its folder again).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from ._cache import SecretCache
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from ._client import AsyncPhaseClient, PhaseClient
     from ._config import ResolvedConfig
     from ._models import LoadStatus
+    from ._snapshot_layer import SnapshotLayer
 
 __all__ = [
     "Runtime",
@@ -43,8 +46,9 @@ MAX_CLIENTS = 16
 
 class SecondLevelStore(Protocol):
     """A store between the memory cache and Phase (the on-disk snapshot): consulted when the
-    memory cache misses, written after each fetch, and offered as a fallback next to the
-    process's last good values (the newer wins)."""
+    memory cache misses, written after each fetch once the settings class validated (the key's
+    lock held from before the fetch until after the write), and offered as a fallback next to
+    the process's last good values (the newer wins)."""
 
     def get_fresh(self, key: CacheKey, config: ResolvedConfig) -> Fetched | None:
         """An entry younger than its lifetime, served without a request; else None."""
@@ -53,7 +57,14 @@ class SecondLevelStore(Protocol):
         """The newest entry still allowed as a fallback during an outage; else None."""
 
     def put(self, key: CacheKey, entry: Fetched, config: ResolvedConfig) -> None:
-        """Keep ``entry`` (replacing only an older one)."""
+        """Keep ``entry`` (replacing only an older one); never raises."""
+
+    def lock(
+        self, key: CacheKey, config: ResolvedConfig, wait: float
+    ) -> AbstractContextManager[bool]:
+        """Hold ``key`` exclusively among the processes sharing the store for the ``with``
+        block, polling at most ``wait`` seconds; yields whether it was got (a caller that did
+        not get it goes on without it)."""
 
 
 def _token_name(config: ResolvedConfig) -> str:
@@ -113,7 +124,8 @@ class Runtime:
 
     def __init__(self) -> None:
         self.cache = SecretCache()
-        self.second_level: SecondLevelStore | None = None  # the snapshot, when configured
+        self.second_level: SecondLevelStore | None = None  # injected (tests): wins
+        self._snapshots: dict[tuple[str, str, float], SnapshotLayer] = {}
         self._lock = threading.Lock()
         self._clients: dict[tuple[Any, ...], PhaseClient] = {}
         self._users: dict[PhaseClient, int] = {}  # loads using each pooled client now
@@ -171,6 +183,31 @@ class Runtime:
         with self._lock:
             return list(self._clients.values())
 
+    # -- the on-disk snapshot ---------------------------------------------------------------
+
+    def store_for(self, config: ResolvedConfig) -> SecondLevelStore | None:
+        """The second-level store of a load: an injected one, else the snapshot of
+        ``phase_snapshot_dir`` for this token (built once per folder, token and max age, so a
+        bad folder is one WARNING per process), else None."""
+        if self.second_level is not None:
+            return self.second_level
+        if config.snapshot_dir is None or config.token is None:
+            return None
+        directory = os.path.abspath(config.snapshot_dir)
+        # The whole token, hashed: two tokens with one bearer part seal with different keys.
+        digest = hashlib.sha256(config.token.get_secret_value().encode()).hexdigest()
+        ident = (directory, digest, float(config.snapshot_max_age))
+        with self._lock:
+            layer = self._snapshots.get(ident)
+        if layer is not None:
+            return layer
+        from ._snapshot import SnapshotStore
+        from ._snapshot_layer import SnapshotLayer
+
+        store = SnapshotStore(directory, config.token, max_age=config.snapshot_max_age)
+        with self._lock:
+            return self._snapshots.setdefault(ident, SnapshotLayer(store, self.cache.lifetime))
+
     # -- per-class records (weak: a class is never kept alive) ------------------------------
 
     def set_status(self, settings_cls: type, status: LoadStatus) -> None:
@@ -213,6 +250,7 @@ class Runtime:
         """Drop fetched and last-good values and every class's status (connections stay)."""
         self.cache.clear()
         with self._lock:
+            self._snapshots.clear()
             self._status.clear()
             self._announced.clear()
             self._decoded.clear()
@@ -223,6 +261,8 @@ class Runtime:
         connections themselves on the first use in a new process)."""
         self._lock = threading.Lock()
         self.cache.after_fork_in_child()
+        for layer in list(self._snapshots.values()):
+            layer.store.after_fork_in_child()
         for handle in list(self._live):
             handle.after_fork_in_child()
 

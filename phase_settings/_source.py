@@ -29,6 +29,7 @@ from pydantic_settings.sources import ENV_FILE_SENTINEL
 from pydantic_settings.sources.utils import parse_env_vars
 
 from ._config import UNSET, PhaseSettingsConfigDict, ResolvedConfig, resolve_config
+from ._deferred import validated_writes
 from ._dotenv_log import dotenv_warnings_held
 from ._errors import PhaseError, without_tracebacks
 from ._validation import explain_missing, masked
@@ -351,9 +352,10 @@ class PhaseSettings(BaseSettings):
     )
 
     def __init__(self, **values: Any) -> None:
-        with collect_sources() as called, dotenv_warnings_held():
+        with collect_sources() as called, validated_writes() as validated, dotenv_warnings_held():
             try:
                 super().__init__(**values)
+                validated()  # the snapshot is written now, with what the class accepted
                 return
             except (ValidationError, SettingsError, PhaseError) as exc:
                 error = exc

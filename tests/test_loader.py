@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError, field_validator
 
 from phase_settings import PhaseSettings, PhaseSettingsConfigDict, clear_cache, load_status
 from phase_settings._cache import CacheKey, Fetched
@@ -27,6 +28,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.entries: dict[CacheKey, Fetched] = {}
         self.fresh = True
+        self.events: list[str] = []
 
     def get_fresh(self, key: CacheKey, config: ResolvedConfig) -> Fetched | None:
         return self.entries.get(key) if self.fresh else None
@@ -35,17 +37,26 @@ class MemoryStore:
         return self.entries.get(key)
 
     def put(self, key: CacheKey, entry: Fetched, config: ResolvedConfig) -> None:
+        self.events.append("put")
         self.entries[key] = entry
+
+    @contextmanager
+    def lock(self, key: CacheKey, config: ResolvedConfig, wait: float) -> Iterator[bool]:
+        self.events.append("lock")
+        try:
+            yield True
+        finally:
+            self.events.append("unlock")
 
 
 @pytest.fixture
 def store() -> Iterator[MemoryStore]:
     memory = MemoryStore()
-    runtime.second_level = memory
+    before, runtime.second_level = runtime.second_level, memory
     try:
         yield memory
     finally:
-        runtime.second_level = None
+        runtime.second_level = before
 
 
 def settings(phase: Phase, **config: Any) -> type[PhaseSettings]:
@@ -88,3 +99,29 @@ def test_during_an_outage_the_newer_of_memory_and_store_is_served(
     phase.fake.fail_next(503, times=1)
     assert Settings().api_key.get_secret_value() == "old"  # type: ignore[attr-defined]
     assert load_status(Settings).source == "stale"
+
+
+def test_the_lock_spans_fetch_validation_and_write(phase: Phase, store: MemoryStore) -> None:
+    phase.set("API_KEY", "k1")
+    phase.set("PORT", "not-a-port")
+
+    class Settings(PhaseSettings):
+        model_config = PhaseSettingsConfigDict(**phase.config())  # type: ignore[typeddict-item]
+        api_key: SecretStr
+        port: int = 0
+
+        @field_validator("port", mode="before")
+        @classmethod
+        def _seen(cls, value: Any) -> Any:
+            store.events.append(f"validate {phase.gets()} request(s)")
+            return value
+
+    with pytest.raises(ValidationError):
+        Settings()
+    assert store.events == ["lock", "validate 1 request(s)", "unlock"]  # refused: not written
+    assert store.entries == {}
+    store.events.clear()
+    phase.set("PORT", "8080")
+    clear_cache()
+    assert Settings().port == 8080  # type: ignore[attr-defined]
+    assert store.events == ["lock", "validate 2 request(s)", "put", "unlock"]
