@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["afetch_entries", "cache_keys", "fetch_entries", "warn_unresolved"]
 
-logger = logging.getLogger("phase_settings.loader")
+logger = logging.getLogger("phase_settings.fetch")
 
 _UNRESOLVED = r"\$\{(?!\{)[^{}]+\}"  # compiled on first use (re caches it)
 
