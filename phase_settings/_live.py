@@ -24,6 +24,7 @@ from pydantic_settings import (
 from pydantic_settings.sources import ENV_FILE_SENTINEL
 
 from ._cache import CacheKey, Fetched
+from ._deferred import validated_writes
 from ._errors import PhaseError
 from ._loaded import LoadOptions, LoadResult, combined_status, load_options
 from ._loader import cache_keys
@@ -163,16 +164,18 @@ class LiveSettings(Generic[S]):
             PhaseError: Phase failed; the current instance is kept.
             ValidationError: the new values do not validate; the current instance is kept.
         """
-        with self._refresh_lock:
+        with self._refresh_lock, validated_writes() as validated:
             try:
                 fetched = []
                 with load_options(force=True, fallback=False):
                     for source in phase_sources(self.settings_cls, self._init_kwargs):
                         fetched.append(source.load())
-                return self._apply(fetched)
+                changed = self._apply(fetched)
             except (PhaseError, ValidationError, SettingsError) as exc:
                 self._failed(exc)
                 raise
+            validated()  # the snapshot gets only values the class accepted
+            return changed
 
     async def arefresh(self) -> frozenset[str]:
         """:meth:`refresh` for async apps (asyncio or trio): fetches with
@@ -182,13 +185,7 @@ class LiveSettings(Generic[S]):
         sources = await anyio.to_thread.run_sync(
             phase_sources, self.settings_cls, self._init_kwargs
         )
-        fetched = []
-        try:
-            for source in sources:
-                fetched.append(await source.load_async(LoadOptions(force=True, fallback=False)))
-        except PhaseError as exc:
-            self._failed(exc)
-            raise
+        fetched: list[LoadResult] = []
 
         def rebuild() -> frozenset[str]:
             with self._refresh_lock:
@@ -198,7 +195,17 @@ class LiveSettings(Generic[S]):
                     self._failed(exc)
                     raise
 
-        return await anyio.to_thread.run_sync(rebuild)
+        with validated_writes() as validated:
+            try:
+                for source in sources:
+                    options = LoadOptions(force=True, fallback=False)
+                    fetched.append(await source.load_async(options))
+            except PhaseError as exc:
+                self._failed(exc)
+                raise
+            changed = await anyio.to_thread.run_sync(rebuild)
+            validated()
+            return changed
 
     def _apply(self, fetched: list[LoadResult]) -> frozenset[str]:
         """Rebuild from freshly fetched values unless they are the current ones; swap."""
@@ -334,20 +341,24 @@ async def aload(settings_cls: type[S], **init_kwargs: Any) -> S:
     sources = await anyio.to_thread.run_sync(phase_sources, settings_cls, init_kwargs)
     prefetched: dict[CacheKey, Fetched] = {}
     errors: dict[CacheKey, PhaseError] = {}
-    for source in sources:
-        try:
-            result = await source.load_async(LoadOptions(fallback=False))
-        except PhaseError as exc:
-            try:
-                keys = cache_keys(source.resolve(), source.client)
-            except PhaseError:
-                continue  # the build raises it again, from the same configuration
-            errors.update(dict.fromkeys(keys, exc))
-            continue
-        prefetched.update(result.entries)
 
     def build() -> S:
         with load_options(prefetched=prefetched, errors=errors):
             return settings_cls(**init_kwargs)
 
-    return await anyio.to_thread.run_sync(build)
+    # What the fetches would write to the snapshot waits until the instance validated.
+    with validated_writes() as validated:
+        for source in sources:
+            try:
+                result = await source.load_async(LoadOptions(fallback=False))
+            except PhaseError as exc:
+                try:
+                    keys = cache_keys(source.resolve(), source.client)
+                except PhaseError:
+                    continue  # the build raises it again, from the same configuration
+                errors.update(dict.fromkeys(keys, exc))
+                continue
+            prefetched.update(result.entries)
+        instance = await anyio.to_thread.run_sync(build)
+        validated()
+        return instance

@@ -16,6 +16,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from phase_settings import (
+    LiveSettings,
     PhaseAuthError,
     PhaseNotFoundError,
     PhaseServerError,
@@ -408,3 +409,38 @@ def test_the_snapshot_is_off_by_default_and_set_by_phase_snapshot_dir(tmp_path: 
         resolve_config({"phase_snapshot_dir": 3}, {}, environ={})
     with pytest.raises(PhaseConfigError, match="phase_snapshot_max_age"):
         resolve_config({"phase_snapshot_max_age": -1}, {}, environ={})
+
+
+@pytest.mark.anyio
+async def test_aload_writes_no_snapshot_for_values_the_class_refuses(
+    phase: Phase, folder: Path
+) -> None:
+    phase.set("API_KEY", "not-a-number")
+    Settings = make(phase, folder, field=int)
+    with pytest.raises(ValidationError):
+        await aload(Settings)
+    assert files(folder) == []
+    phase.set("API_KEY", "42")
+    clear_cache()
+    assert value(await aload(Settings)) == 42 and len(files(folder)) == 1
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_refresh_the_class_refuses_leaves_the_snapshot_as_it_was(
+    phase: Phase, folder: Path, asynchronous: bool
+) -> None:
+    phase.set("API_KEY", "41")
+    Settings = make(phase, folder, field=int)
+    live = LiveSettings(Settings)
+    (snapshot,) = files(folder)
+    written = snapshot.read_bytes()
+    phase.set("API_KEY", "not-a-number")
+    with pytest.raises(ValidationError):
+        if asynchronous:
+            anyio.run(live.arefresh)
+        else:
+            live.refresh()
+    assert snapshot.read_bytes() == written
+    phase.set("API_KEY", "43")
+    live.refresh()
+    assert value(live.current) == 43 and snapshot.read_bytes() != written
