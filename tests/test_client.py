@@ -245,6 +245,20 @@ def test_post_whose_connection_dies_after_sending_is_not_retried(phase: Phase) -
     assert sleeps == []
 
 
+def test_post_is_retried_when_it_never_reached_the_server(phase: Phase) -> None:
+    # Nothing listens on the port: the connection is refused, so the secret was surely not
+    # created and sending it again is safe.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    sleeps: list[float] = []
+    url = f"http://127.0.0.1:{port}"
+    with PhaseClient(phase.token, url, sleep=sleeps.append, rng=random.Random(1)) as c:
+        with pytest.raises(PhaseConnectionError):
+            c.create_secrets(phase.app_id, "development", [{"key": "K", "value": "v"}])
+    assert len(sleeps) == 2  # three attempts (the default), two waits between them
+
+
 def test_post_is_retried_after_a_429(phase: Phase) -> None:
     phase.fake.fail_next(429, headers={"Retry-After": "2"})
     sleeps: list[float] = []
