@@ -120,6 +120,16 @@ def test_phase_tags_in_the_environment_filter_the_secrets(
     assert tagged.fake.requests[-1].query["tags"] == "worker,backend"
 
 
+def test_phase_tags_in_the_environment_filter_the_secrets_of_aload(
+    tagged: Phase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Settings = settings_class(**tagged.config(phase_cache_ttl=0))
+    monkeypatch.setenv("PHASE_TAGS", "backend")
+    only_backend = asyncio.run(aload(Settings))
+    assert (only_backend.db_host, only_backend.worker_count) == ("db", "unset")
+    assert tagged.fake.requests[-1].query["tags"] == "backend"
+
+
 def test_phase_tags_beat_model_config(tagged: Phase, monkeypatch: pytest.MonkeyPatch) -> None:
     Settings = settings_class(**tagged.config(phase_tags="backend"))
     monkeypatch.setenv("PHASE_TAGS", "worker")
