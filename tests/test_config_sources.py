@@ -40,6 +40,22 @@ def settings_class(**config: Any) -> type[Fields]:
     return Settings
 
 
+# --- defaults -------------------------------------------------------------------------------------
+
+
+def test_without_env_or_path_the_development_root_folder_is_loaded(phase: Phase) -> None:
+    phase.set("DB_HOST", "dev-db")
+    phase.set("WORKER_COUNT", "deep", path="/backend")
+    phase.set("DB_HOST", "prod-db", env="production")
+    config = phase.config()
+    del config["phase_env"]
+    loaded = settings_class(**config)()
+    assert (loaded.db_host, loaded.worker_count) == ("dev-db", "unset")
+    [request] = phase.fake.requests
+    assert request.query["env"] == "Development"
+    assert request.query["path"] == "/"
+
+
 # --- PHASE_TOKEN ----------------------------------------------------------------------------------
 
 
