@@ -397,6 +397,23 @@ def test_secret_values_never_appear_in_validation_errors(phase: Phase) -> None:
     assert "sekrit" not in repr(info.value)
 
 
+def test_values_from_the_environment_are_hidden_in_validation_errors_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # PhaseSettings defaults to hide_input_in_errors=True: an environment variable that fails
+    # validation (a password pasted into the wrong variable, say) is not echoed either.
+    monkeypatch.setenv("PORT", "sekrit-not-a-number")
+
+    class Settings(PhaseSettings):
+        port: int
+
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert [e["loc"] for e in info.value.errors()] == [("port",)]
+    assert "sekrit" not in str(info.value)
+    assert "sekrit" not in repr(info.value)
+
+
 def test_unknown_phase_keys_are_ignored(phase: Phase) -> None:
     phase.set("NAME", "n")
     phase.set("SOMETHING_ELSE", "ignored")

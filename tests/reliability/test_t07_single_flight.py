@@ -175,3 +175,31 @@ def test_1000_asyncio_tasks_make_one_request(phase: Phase) -> None:
     assert {s.database_url for s in results} == {"async"}
     assert secret_gets(phase) == 1
     print(f"[T7] {tasks} asyncio tasks: {secret_gets(phase)} request, {took * 1000:.0f} ms")
+
+
+def test_concurrent_aloads_share_one_request_even_with_a_ttl_of_zero(phase: Phase) -> None:
+    # A TTL of 0 turns the cache off, not the sharing: tasks that load while a fetch is in
+    # flight take its result instead of asking Phase again, one after another.
+    phase.set("DATABASE_URL", "shared")
+    Settings = settings_class(phase, {"database_url": str}, phase_cache_ttl=0)
+    phase.fake.fail_next(None, delay=DELAY)
+    tasks = 50
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(*(aload(Settings) for _ in range(tasks)))
+
+    results = asyncio.run(main())
+    assert {s.database_url for s in results} == {"shared"}
+    assert secret_gets(phase) == 1
+
+
+def test_concurrent_loads_share_one_request_even_with_a_ttl_of_zero(
+    phase: Phase, pool: ThreadPoolExecutor
+) -> None:
+    phase.set("DATABASE_URL", "shared")
+    Settings = settings_class(phase, {"database_url": str}, phase_cache_ttl=0)
+    phase.fake.fail_next(None, delay=DELAY)
+    results = load_together(pool, Settings)
+    assert [error for _, error, _ in results] == [None] * THREADS
+    assert {s.database_url for s, _, _ in results} == {"shared"}
+    assert secret_gets(phase) == 1
