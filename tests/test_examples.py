@@ -25,7 +25,7 @@ from tests._subprocesses import PYTHON, ROOT, clean_env, free_port, run
 
 EXAMPLES = ROOT / "examples"
 WALKTHROUGH_TIMEOUT = 90.0  # seconds for an example to check its settings and serve
-STOP_TIMEOUT = 20.0  # seconds for Ctrl-C to stop the example, its server and its fake
+STOP_TIMEOUT = 60.0  # seconds for Ctrl-C to stop the example, its server and its fake
 
 
 def readme(example: str) -> str:
