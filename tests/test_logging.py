@@ -98,10 +98,6 @@ def test_plain_base_settings_keep_python_dotenv_warnings(
     assert [r.name for r in _dotenv_warnings(caplog)] == ["dotenv.main", "dotenv.main"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not implemented: no WARNING when a load has waited 2 s for Phase (a known gap)",
-)
 def test_a_load_that_waits_two_seconds_for_phase_says_so_once(
     phase: Phase, caplog: pytest.LogCaptureFixture
 ) -> None:
