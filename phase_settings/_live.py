@@ -30,7 +30,7 @@ from ._loaded import LoadOptions, LoadResult, combined_status, load_options
 from ._loader import cache_keys
 from ._models import LoadStatus
 from ._runtime import runtime
-from ._source import PhaseSettingsSource, collect_sources
+from ._source import ENV_ARGS, PhaseSettingsSource, collect_sources
 
 __all__ = ["LiveSettings", "aload", "phase_sources"]
 
@@ -42,16 +42,6 @@ Hook = Callable[[Any, Any, frozenset[str]], object]
 _MIN_INTERVAL = 1.0
 _BACKOFF_START = 1.0
 _BACKOFF_MAX = 300.0
-_MAPPING = (
-    "case_sensitive",
-    "env_prefix",
-    "env_prefix_target",
-    "env_nested_delimiter",
-    "env_nested_max_split",
-    "env_ignore_empty",
-    "env_parse_none_str",
-    "env_parse_enums",
-)
 
 
 def phase_sources(
@@ -60,7 +50,7 @@ def phase_sources(
     """The Phase sources ``settings_cls(**init_kwargs)`` would load through, built as
     pydantic-settings builds them, init kwargs such as ``_env_prefix`` and ``_env_file``
     included (building a source makes no request)."""
-    mapping = {name: init_kwargs.get(f"_{name}") for name in _MAPPING}
+    mapping = {name: init_kwargs.get(f"_{name}") for name in ENV_ARGS}
     env = EnvSettingsSource(settings_cls, **mapping)
     dotenv = DotEnvSettingsSource(
         settings_cls,

@@ -66,7 +66,7 @@ _PHASE_ARGS = {
     "max_response_bytes": "phase_max_response_bytes",
 }
 # The field-mapping settings shared with EnvSettingsSource (None: the settings class's config).
-_ENV_ARGS = (
+ENV_ARGS = (
     "case_sensitive",
     "env_prefix",
     "env_prefix_target",
@@ -151,7 +151,7 @@ class PhaseSettingsSource(EnvSettingsSource):
         _init_state: InitState | None = None,
     ) -> None:
         given = dict(locals())
-        self._given = {k: given[k] for k in (*_PHASE_ARGS, *_ENV_ARGS)}
+        self._given = {k: given[k] for k in (*_PHASE_ARGS, *ENV_ARGS)}
         self._given.update(client=client, env_file=env_file, env_file_encoding=env_file_encoding)
         self._init_state_arg = _init_state
         self._client = client
@@ -251,7 +251,7 @@ class PhaseSettingsSource(EnvSettingsSource):
         # The field pass is a function of the key/value pairs, this source's mapping settings
         # and the class's fields: while Phase serves the same pairs, its output is reused (as
         # a deep copy: no load shares a mutable value with another).
-        key = (frozenset(self.env_vars.items()), *(getattr(self, n) for n in _ENV_ARGS))
+        key = (frozenset(self.env_vars.items()), *(getattr(self, n) for n in ENV_ARGS))
         fields = tuple(self.settings_cls.model_fields.values())
         memo = runtime.decoded(self.settings_cls)
         hit = memo.get(key)
@@ -300,7 +300,7 @@ def _phase_source_for(
     the env files of ``dotenv_settings`` (so ``_env_file`` applies)."""
     mapping: dict[str, Any] = {}
     if isinstance(env_settings, EnvSettingsSource):
-        mapping = {name: getattr(env_settings, name, None) for name in _ENV_ARGS}
+        mapping = {name: getattr(env_settings, name, None) for name in ENV_ARGS}
     if isinstance(dotenv_settings, DotEnvSettingsSource):
         mapping["env_file"] = dotenv_settings.env_file
         mapping["env_file_encoding"] = dotenv_settings.env_file_encoding
