@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint typecheck pytest clean
+.PHONY: test test-compat demo bench lint typecheck pytest clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,32 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest -q
 
-test: lint typecheck pytest
+test: lint typecheck pytest test-compat
+
+# The source, fidelity and command-line tests again with the lowest supported pydantic-settings
+# and with its latest release, each in a venv of its own (pip's cache keeps rebuilds cheap).
+COMPAT_TESTS := tests/test_source.py tests/test_fidelity.py tests/test_fidelity_property.py \
+	tests/test_cli.py
+COMPAT_LOWEST := .venv-compat-lowest
+COMPAT_LATEST := .venv-compat-latest
+
+$(COMPAT_LOWEST)/.installed: pyproject.toml
+	test -x $(COMPAT_LOWEST)/bin/python || $(PYTHON) -m venv $(COMPAT_LOWEST)
+	$(COMPAT_LOWEST)/bin/python -m pip install --quiet -e . 'pydantic-settings==2.16.0' \
+		pytest hypothesis
+	touch $@
+
+$(COMPAT_LATEST)/.installed: pyproject.toml
+	test -x $(COMPAT_LATEST)/bin/python || $(PYTHON) -m venv $(COMPAT_LATEST)
+	$(COMPAT_LATEST)/bin/python -m pip install --quiet -e . pytest hypothesis
+	touch $@
+
+test-compat: $(COMPAT_LOWEST)/.installed $(COMPAT_LATEST)/.installed
+	$(COMPAT_LATEST)/bin/python -m pip install --quiet --upgrade pydantic-settings
+	for venv in $(COMPAT_LOWEST) $(COMPAT_LATEST); do \
+		$$venv/bin/python -c 'import pydantic_settings as p; print("pydantic-settings", p.__version__)' \
+		&& $$venv/bin/python -m pytest -q -p no:cacheprovider $(COMPAT_TESTS) || exit 1; \
+	done
 
 demo: $(STAMP)
 	$(PY) examples/demo/run_demo.py
@@ -30,7 +55,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(COMPAT_LOWEST) $(COMPAT_LATEST) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 # --- the examples and the distribution ------------------------------------------------------------
 # Each example in one command from a fresh clone: creates .venv if needed, starts its own fake

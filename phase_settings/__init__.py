@@ -45,16 +45,16 @@ _LAZY = {
     "PhaseEnvironment": "._models",
     "Secret": "._models",
     "SecretOverride": "._models",
-    "clear_cache": "._cache",
-    "load_status": "._cache",
+    "clear_cache": "._runtime",
+    "load_status": "._runtime",
 }
 
 if TYPE_CHECKING:
-    from ._cache import clear_cache, load_status
     from ._client import AsyncPhaseClient, PhaseClient
     from ._config import PhaseSettingsConfigDict
     from ._live import LiveSettings, aload
     from ._models import LoadStatus, PhaseApp, PhaseEnvironment, Secret, SecretOverride
+    from ._runtime import clear_cache, load_status
     from ._source import PhaseSettings, PhaseSettingsSource
 
 

@@ -8,31 +8,30 @@ per-account rate limit instead of refreshing in lock-step.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import random
 import threading
 import time
-import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._errors import PhaseConnectionError, PhaseError, PhaseUnavailableError, fresh
-from ._retry import Deadline
 
 if TYPE_CHECKING:
+    import anyio
     from cachetools import TLRUCache
 
-    from ._models import LoadStatus, Secret
+    from ._models import Secret
+    from ._retry import Deadline
 
-__all__ = ["CacheKey", "Fetched", "SecretCache", "clear_cache", "load_status", "process_cache"]
+__all__ = ["CacheKey", "Fetched", "SecretCache"]
 
 
 FAILURE_BACKOFF_START = 1.0
 FAILURE_BACKOFF_MAX = 300.0
+_MAX_LEADER_HANDOVERS = 8  # waiters that take over from cancelled leaders, at most
 
 
 class CacheKey(NamedTuple):
@@ -49,7 +48,7 @@ class Fetched(NamedTuple):
 
     secrets: tuple[Secret, ...]
     fetched_at: datetime
-    lifetime: float  # seconds this entry stays fresh, drawn in [TTL/2, TTL]
+    lifetime: float  # seconds this entry stays fresh from now, drawn in [TTL/2, TTL]
 
     def __repr__(self) -> str:
         return f"Fetched({len(self.secrets)} secrets, fetched_at={self.fetched_at.isoformat()})"
@@ -57,6 +56,36 @@ class Fetched(NamedTuple):
 
 def _ttu(_key: Any, value: Fetched, now: float) -> float:
     return now + value.lifetime
+
+
+class _Flight:
+    """An async fetch in progress, shared by the tasks of one event loop."""
+
+    __slots__ = ("done", "entry", "error")
+
+    def __init__(self, done: anyio.Event):
+        self.done = done
+        self.entry: Fetched | None = None
+        self.error: PhaseError | None = None
+
+
+_flights_var: Any = None
+
+
+def _loop_flights() -> dict[tuple[int, CacheKey], _Flight]:
+    """The async fetches in flight in the running event loop (one table per loop: a task never
+    waits on another loop's fetch)."""
+    global _flights_var
+    from anyio.lowlevel import RunVar
+
+    if _flights_var is None:
+        _flights_var = RunVar("phase_settings_flights")
+    try:
+        flights: dict[tuple[int, CacheKey], _Flight] = _flights_var.get()
+    except LookupError:
+        flights = {}
+        _flights_var.set(flights)
+    return flights
 
 
 class SecretCache:
@@ -80,8 +109,6 @@ class SecretCache:
         self._fresh_cache: TLRUCache[CacheKey, Fetched] | None = None
         self._last_good: dict[CacheKey, Fetched] = {}
         self._inflight: dict[CacheKey, Future[Fetched]] = {}
-        self._ainflight: dict[tuple[int, CacheKey], asyncio.Future[Fetched]] = {}
-        self._status: weakref.WeakKeyDictionary[type, LoadStatus] = weakref.WeakKeyDictionary()
         # key -> (consecutive failures, retry not before (timer), the error that ended it)
         self._failures: dict[CacheKey, tuple[int, float, PhaseUnavailableError]] = {}
 
@@ -103,16 +130,18 @@ class SecretCache:
             else {}
         )
         last_good = dict(self._last_good)
-        status = dict(self._status.items())
         self._reset()
         for key, value in fresh.items():
             self._fresh[key] = value
         self._last_good.update(last_good)
-        self._status.update(status)
 
     def lifetime(self, ttl: float) -> float:
         """A random lifetime in [TTL/2, TTL]."""
         return self._rng.uniform(ttl / 2, ttl) if ttl > 0 else 0.0
+
+    def new_entry(self, secrets: Sequence[Secret], ttl: float) -> Fetched:
+        """An entry for secrets fetched now, with its own lifetime."""
+        return Fetched(tuple(secrets), datetime.now(UTC), self.lifetime(ttl))
 
     def get_fresh(self, key: CacheKey) -> Fetched | None:
         with self._lock:
@@ -125,17 +154,17 @@ class SecretCache:
     def fetch(
         self,
         key: CacheKey,
-        fetch: Callable[[], list[Secret]],
+        fetch: Callable[[], Fetched],
         *,
-        ttl: float,
         deadline: Deadline,
+        ttl: float,
         force: bool = False,
     ) -> tuple[Fetched, bool]:
         """The entry for ``key``: fresh from the cache, or fetched once for all concurrent
         callers.
 
         Returns:
-            The entry, and whether it came from the cache.
+            The entry, and whether it came from this cache.
 
         Raises:
             Whatever the fetch raised (the same error for every waiter), or
@@ -168,7 +197,8 @@ class SecretCache:
                 error = exc  # the leader's error, as a copy: its traceback stays the leader's
             raise fresh(error)
         try:
-            entry = self.store(key, fetch(), ttl)
+            entry = fetch()
+            self.store(key, entry)
             future.set_result(entry)
             return entry, False
         except BaseException as exc:
@@ -180,14 +210,15 @@ class SecretCache:
                 if self._inflight.get(key) is future:
                     del self._inflight[key]
 
-    def store(self, key: CacheKey, secrets: list[Secret], ttl: float) -> Fetched:
-        entry = Fetched(tuple(secrets), datetime.now(UTC), self.lifetime(ttl))
+    def store(self, key: CacheKey, entry: Fetched) -> None:
+        """Keep ``entry`` as fresh (for its lifetime, if any) and as the last good values."""
         with self._lock:
-            if ttl > 0:
+            if entry.lifetime > 0:
                 self._fresh[key] = entry
+            else:
+                self._fresh.pop(key, None)
             self._last_good[key] = entry
             self._failures.pop(key, None)
-        return entry
 
     def note_failure(self, key: CacheKey, exc: BaseException) -> None:
         """Start or lengthen the backoff of ``key`` after Phase could not answer."""
@@ -201,88 +232,60 @@ class SecretCache:
     async def afetch(
         self,
         key: CacheKey,
-        fetch: Callable[[], Awaitable[list[Secret]]],
+        fetch: Callable[[], Awaitable[Fetched]],
         *,
-        ttl: float,
         deadline: Deadline,
+        ttl: float,
         force: bool = False,
     ) -> tuple[Fetched, bool]:
-        """The asyncio twin of :meth:`fetch`: concurrent tasks of one event loop share one
-        request."""
-        if not force:
-            with self._lock:
-                hit = self._fresh.get(key) if ttl > 0 else None
-                failure = self._failures.get(key)
-            if hit is not None:
-                return hit, True
-            if failure is not None and self._timer() < failure[1]:
-                raise fresh(failure[2])
-        loop = asyncio.get_running_loop()
-        slot = (id(loop), key)
-        future = self._ainflight.get(slot)
-        if future is not None:
-            try:
-                async with asyncio.timeout(deadline.remaining()):
-                    return await asyncio.shield(future), False
-            except TimeoutError:
+        """The async twin of :meth:`fetch` (anyio: asyncio and trio): concurrent tasks of one
+        event loop share one request."""
+        import anyio
+
+        flights = _loop_flights()
+        slot = (id(self), key)
+        for _ in range(_MAX_LEADER_HANDOVERS):
+            if not force:
+                with self._lock:
+                    hit = self._fresh.get(key) if ttl > 0 else None
+                    failure = self._failures.get(key)
+                if hit is not None:
+                    return hit, True
+                if failure is not None and self._timer() < failure[1]:
+                    raise fresh(failure[2])
+            flight = flights.get(slot)
+            if flight is None:
+                break
+            with anyio.move_on_after(deadline.remaining()) as scope:
+                await flight.done.wait()
+            if scope.cancelled_caught:
                 raise PhaseConnectionError(
                     "the load's deadline passed while waiting for a concurrent load of the "
                     "same secrets"
                 ) from None
-            except PhaseError as exc:
-                error = exc
-            raise fresh(error)
-        future = self._ainflight[slot] = loop.create_future()
+            if flight.error is not None:
+                raise fresh(flight.error)
+            if flight.entry is not None:
+                return flight.entry, False
+            # The leader was cancelled: one of the waiters takes over.
+        flight = flights[slot] = _Flight(anyio.Event())
         try:
-            entry = self.store(key, await fetch(), ttl)
-            future.set_result(entry)
+            entry = await fetch()
+            self.store(key, entry)
+            flight.entry = entry
             return entry, False
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except BaseException as exc:
+        except PhaseError as exc:
             self.note_failure(key, exc)
-            future.set_exception(exc)
-            future.exception()  # retrieved: no "never retrieved" warning when nobody waited
+            flight.error = exc
             raise
         finally:
-            if self._ainflight.get(slot) is future:
-                del self._ainflight[slot]
-
-    def set_status(self, settings_cls: type, status: LoadStatus) -> None:
-        with self._lock:
-            self._status[settings_cls] = status
-
-    def status(self, settings_cls: type) -> LoadStatus:
-        with self._lock:
-            status = self._status.get(settings_cls)
-        if status is None:
-            from ._models import LoadStatus
-
-            status = LoadStatus()
-        return status
+            flight.done.set()
+            if flights.get(slot) is flight:
+                del flights[slot]
 
     def clear(self) -> None:
         """Drop fresh and last-good values (in-flight fetches finish on their own)."""
         with self._lock:
             self._fresh.clear()
             self._last_good.clear()
-            self._status.clear()
             self._failures.clear()
-
-
-process_cache = SecretCache()
-
-
-def clear_cache() -> None:
-    """Empty the process-wide cache: fetched and last-good values alike (test isolation)."""
-    process_cache.clear()
-
-
-def load_status(settings_cls: type) -> LoadStatus:
-    """How the last load of ``settings_cls`` went (``source="none"`` if never loaded)."""
-    return process_cache.status(settings_cls)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=process_cache.after_fork_in_child)

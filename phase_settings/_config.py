@@ -17,6 +17,7 @@ from dotenv import dotenv_values
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from ._dotenv_log import report_parse_errors
 from ._errors import PhaseConfigError, scrubbed
 
 __all__ = [
@@ -72,6 +73,8 @@ class PhaseSettingsConfigDict(SettingsConfigDict, total=False):
     phase_required: bool
     phase_use_overrides: bool
     phase_max_response_bytes: int
+    phase_snapshot_dir: str | os.PathLike[str] | None
+    phase_snapshot_max_age: float
     phase_mode: Mode
 
 
@@ -101,6 +104,8 @@ SETTINGS: dict[str, Setting] = {
     "phase_required": Setting((), False),
     "phase_use_overrides": Setting((), True),
     "phase_max_response_bytes": Setting((), 32 * 1024 * 1024),
+    "phase_snapshot_dir": Setting(("PHASE_SNAPSHOT_DIR",), None),
+    "phase_snapshot_max_age": Setting((), 7 * 24 * 3600.0),
     "phase_mode": Setting(("PHASE_MODE",), "auto"),
 }
 
@@ -157,6 +162,8 @@ class ResolvedConfig(NamedTuple):
     required: bool
     use_overrides: bool
     max_response_bytes: int
+    snapshot_dir: Path | None  # None: no on-disk snapshot
+    snapshot_max_age: float  # seconds: an older snapshot is never served
     env_files: tuple[Path, ...]
     token_origin: str  # where the token came from, for messages (never the token)
     mode: Mode = "auto"  # "sse": REST only; "e2ee": the end-to-end-encrypted API; "auto": both
@@ -193,7 +200,8 @@ def read_phase_keys(paths: Sequence[Path], encoding: str | None) -> dict[str, st
         cache_key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
         entries = _dotenv_cache.get(cache_key)
         if entries is None:
-            values = dotenv_values(path, encoding=encoding or "utf-8")
+            with report_parse_errors(path):
+                values = dotenv_values(path, encoding=encoding or "utf-8")
             entries = {
                 k.upper(): v
                 for k, v in values.items()
@@ -308,6 +316,13 @@ def parse_mode(value: Any, origin: str = "phase_mode") -> Mode:
     return "sse" if mode == "sse" else "e2ee" if mode == "e2ee" else "auto"
 
 
+def _snapshot_dir(value: Any) -> Path | None:
+    if value is not None and not isinstance(value, str | os.PathLike):
+        raise PhaseConfigError("phase_snapshot_dir must be a folder path")
+    text = "" if value is None else str(os.fspath(value)).strip()
+    return Path(text).expanduser() if text else None
+
+
 def _number(name: str, value: Any, kind: type[int] | type[float], minimum: float) -> Any:
     try:
         number = kind(value)
@@ -403,6 +418,10 @@ def resolve_config(
         use_overrides=bool(lookup("phase_use_overrides")),
         max_response_bytes=_number(
             "phase_max_response_bytes", lookup("phase_max_response_bytes"), int, 1
+        ),
+        snapshot_dir=_snapshot_dir(lookup("phase_snapshot_dir")),
+        snapshot_max_age=_number(
+            "phase_snapshot_max_age", lookup("phase_snapshot_max_age"), float, 0
         ),
         env_files=env_files,
         token_origin=origins["phase_token"],

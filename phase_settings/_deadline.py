@@ -26,11 +26,17 @@ class Deadline:
         clock: a monotonic clock (injectable for tests).
     """
 
-    __slots__ = ("_clock", "at")
+    __slots__ = ("_clock", "at", "slow_noted", "started")
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
-        self.at = clock() + seconds
+        self.started = clock()
+        self.at = self.started + seconds
+        self.slow_noted = False  # the load's one "waiting for Phase" WARNING was logged
+
+    def elapsed(self) -> float:
+        """Seconds since the load began."""
+        return self._clock() - self.started
 
     def remaining(self) -> float:
         """Seconds left, never negative."""

@@ -18,8 +18,8 @@ from pydantic_settings import BaseSettings
 
 from ._context import Context
 from ._fieldnames import field_names
+from ._loaded import merge_secrets
 from ._outcome import EXIT_NO, CommandFailed
-from ._source import merge_secrets
 
 __all__ = ["ClassExport", "export_for_class", "format_dotenv", "write_private_file"]
 

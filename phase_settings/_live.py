@@ -1,14 +1,15 @@
-"""``LiveSettings`` (refresh, hooks, background thread) and ``aload`` for asyncio apps."""
+"""``LiveSettings`` (refresh, hooks, background thread) and ``aload`` for async apps.
+
+The async paths use anyio, so they run under asyncio and trio alike.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import random
 import threading
-import weakref
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
@@ -20,24 +21,20 @@ from pydantic_settings import (
     SecretsSettingsSource,
     SettingsError,
 )
+from pydantic_settings.sources import ENV_FILE_SENTINEL
 
-from ._cache import CacheKey, Fetched, process_cache
-from ._client import AsyncPhaseClient
-from ._config import ResolvedConfig
+from ._cache import CacheKey, Fetched
+from ._deferred import validated_writes
 from ._errors import PhaseError
+from ._loaded import LoadOptions, LoadResult, combined_status, load_options
+from ._loader import cache_keys
 from ._models import LoadStatus
-from ._retry import Deadline
-from ._source import (
-    LoadOptions,
-    PhaseSettingsSource,
-    load_options,
-    signature_of,
-    warn_unresolved,
-)
+from ._runtime import runtime
+from ._source import ENV_ARGS, PhaseSettingsSource, collect_sources
 
-__all__ = ["LiveSettings", "aload"]
+__all__ = ["LiveSettings", "aload", "phase_sources"]
 
-logger = logging.getLogger("phase_settings")
+logger = logging.getLogger("phase_settings.live")
 
 S = TypeVar("S", bound=BaseSettings)
 Hook = Callable[[Any, Any, frozenset[str]], object]
@@ -50,27 +47,41 @@ _BACKOFF_MAX = 300.0
 def phase_sources(
     settings_cls: type[BaseSettings], init_kwargs: dict[str, Any]
 ) -> list[PhaseSettingsSource]:
-    """The Phase sources ``settings_cls`` would load through, built as pydantic-settings
-    builds them (building a source makes no request)."""
+    """The Phase sources ``settings_cls(**init_kwargs)`` would load through, built as
+    pydantic-settings builds them, init kwargs such as ``_env_prefix`` and ``_env_file``
+    included (building a source makes no request)."""
+    mapping = {name: init_kwargs.get(f"_{name}") for name in ENV_ARGS}
+    env = EnvSettingsSource(settings_cls, **mapping)
+    dotenv = DotEnvSettingsSource(
+        settings_cls,
+        env_file=init_kwargs.get("_env_file", ENV_FILE_SENTINEL),
+        env_file_encoding=init_kwargs.get("_env_file_encoding"),
+        env_file_depth=init_kwargs.get("_env_file_depth"),
+        **mapping,
+    )
+    secrets = SecretsSettingsSource(
+        settings_cls,
+        secrets_dir=init_kwargs.get("_secrets_dir"),
+        case_sensitive=mapping["case_sensitive"],
+        env_prefix=mapping["env_prefix"],
+    )
+    init = InitSettingsSource(
+        settings_cls, init_kwargs={k: v for k, v in init_kwargs.items() if not k.startswith("_")}
+    )
     sources = settings_cls.settings_customise_sources(
         settings_cls,
-        init_settings=InitSettingsSource(settings_cls, init_kwargs=init_kwargs),
-        env_settings=EnvSettingsSource(settings_cls),
-        dotenv_settings=DotEnvSettingsSource(settings_cls),
-        file_secret_settings=SecretsSettingsSource(settings_cls),
+        init_settings=init,
+        env_settings=env,
+        dotenv_settings=dotenv,
+        file_secret_settings=secrets,
     )
     return [s for s in sources if isinstance(s, PhaseSettingsSource)]
 
 
-def _plan(
-    settings_cls: type[BaseSettings], init_kwargs: dict[str, Any]
-) -> list[tuple[PhaseSettingsSource, ResolvedConfig]]:
-    plan = []
-    for source in phase_sources(settings_cls, init_kwargs):
-        config = source.resolve()
-        if source.enabled(config):
-            plan.append((source, config))
-    return plan
+def _signature(results: list[LoadResult]) -> tuple[Any, ...] | None:
+    if not any(r.signature is not None for r in results):
+        return None  # nothing came from Phase: rebuild every time
+    return tuple(r.signature for r in results)
 
 
 class LiveSettings(Generic[S]):
@@ -88,11 +99,13 @@ class LiveSettings(Generic[S]):
         self.settings_cls = settings_cls
         self._init_kwargs = init_kwargs
         self._hooks: list[Hook] = []
-        self._signature: tuple[Any, ...] | None = None
-        self._current: S = settings_cls(**init_kwargs)
+        current, results = self._build(LoadOptions())
+        self._current: S = current
+        self._signature = _signature(results)
+        self._status = combined_status(results)
         self._reset_threading()
         self._interval: float | None = None
-        _LIVE.add(self)
+        runtime.track_live(self)
 
     def _reset_threading(self) -> None:
         self._refresh_lock = threading.Lock()
@@ -110,8 +123,10 @@ class LiveSettings(Generic[S]):
 
     @property
     def status(self) -> LoadStatus:
-        """How the last load or refresh went."""
-        return process_cache.status(self.settings_cls)
+        """How the load of this handle's current instance went, and this handle's refresh
+        failures since (``stale_since``, ``last_error``); loads of the class elsewhere do not
+        change it."""
+        return self._status
 
     def on_change(self, callback: Hook) -> Hook:
         """Register ``callback(old, new, changed)``, called after a refresh that changed a field.
@@ -124,6 +139,11 @@ class LiveSettings(Generic[S]):
 
     # -- refresh --------------------------------------------------------------------------------
 
+    def _build(self, options: LoadOptions) -> tuple[S, list[LoadResult]]:
+        with load_options(**options._asdict()), collect_sources() as called:
+            new = self.settings_cls(**self._init_kwargs)
+        return new, [s.result for s in called if s.result is not None]
+
     def refresh(self) -> frozenset[str]:
         """Fetch now (bypassing the cache's TTL, never falling back), rebuild, swap, call hooks.
 
@@ -134,65 +154,74 @@ class LiveSettings(Generic[S]):
             PhaseError: Phase failed; the current instance is kept.
             ValidationError: the new values do not validate; the current instance is kept.
         """
-        with self._refresh_lock:
+        with self._refresh_lock, validated_writes() as validated:
             try:
-                prefetched, signature = self._fetch_all()
-                if signature is not None and signature == self._signature:
-                    return frozenset()
-                with load_options(prefetched=prefetched, fallback=False):
-                    new = self.settings_cls(**self._init_kwargs)
+                fetched = []
+                with load_options(force=True, fallback=False):
+                    for source in phase_sources(self.settings_cls, self._init_kwargs):
+                        fetched.append(source.load())
+                changed = self._apply(fetched)
             except (PhaseError, ValidationError, SettingsError) as exc:
-                self._warn_failed(exc)
+                self._failed(exc)
                 raise
-            self._signature = signature
-            return self._swap(new)
+            validated()  # the snapshot gets only values the class accepted
+            return changed
 
     async def arefresh(self) -> frozenset[str]:
-        """:meth:`refresh` for asyncio apps: fetches with ``AsyncPhaseClient`` and rebuilds
-        off the event loop."""
-        plan = await asyncio.to_thread(_plan, self.settings_cls, self._init_kwargs)
-        prefetched, errors = await _afetch_plan(plan, force=True)
-        if errors:
-            error = next(iter(errors.values()))
-            for source, _ in plan:
-                process_cache.set_status(self.settings_cls, source.failure_status(error))
-            self._warn_failed(error)
-            raise error
-        signature = _signature(plan, prefetched)
+        """:meth:`refresh` for async apps (asyncio or trio): fetches with
+        ``AsyncPhaseClient`` and rebuilds in a worker thread, never blocking the event loop."""
+        import anyio.to_thread
+
+        sources = await anyio.to_thread.run_sync(
+            phase_sources, self.settings_cls, self._init_kwargs
+        )
+        fetched: list[LoadResult] = []
 
         def rebuild() -> frozenset[str]:
             with self._refresh_lock:
-                if signature == self._signature:
-                    return frozenset()
-                with load_options(prefetched=prefetched, fallback=False):
-                    try:
-                        new = self.settings_cls(**self._init_kwargs)
-                    except (ValidationError, SettingsError) as exc:
-                        self._warn_failed(exc)
-                        raise
-                self._signature = signature
-                return self._swap(new)
+                try:
+                    return self._apply(fetched)
+                except (PhaseError, ValidationError, SettingsError) as exc:
+                    self._failed(exc)
+                    raise
 
-        return await asyncio.to_thread(rebuild)
+        with validated_writes() as validated:
+            try:
+                for source in sources:
+                    options = LoadOptions(force=True, fallback=False)
+                    fetched.append(await source.load_async(options))
+            except PhaseError as exc:
+                self._failed(exc)
+                raise
+            changed = await anyio.to_thread.run_sync(rebuild)
+            validated()
+            return changed
 
-    def _warn_failed(self, exc: BaseException) -> None:
+    def _apply(self, fetched: list[LoadResult]) -> frozenset[str]:
+        """Rebuild from freshly fetched values unless they are the current ones; swap."""
+        signature = _signature(fetched)
+        if signature is not None and signature == self._signature:
+            self._status = combined_status(fetched)
+            return frozenset()
+        prefetched: dict[CacheKey, Fetched] = {k: e for r in fetched for k, e in r.entries}
+        new, built = self._build(LoadOptions(prefetched=prefetched, fallback=False))
+        self._signature = _signature(built)
+        self._status = combined_status(built)
+        return self._swap(new)
+
+    def _failed(self, exc: BaseException) -> None:
+        previous = self._status
+        self._status = LoadStatus(
+            previous.source,
+            previous.fetched_at,
+            previous.stale_since or datetime.now(UTC),
+            _describe(exc),
+        )
         logger.warning(
             "Refreshing %s failed (%s); keeping the current values",
             self.settings_cls.__name__,
             _describe(exc),
         )
-
-    def _fetch_all(self) -> tuple[dict[CacheKey, Fetched], tuple[Any, ...] | None]:
-        prefetched: dict[CacheKey, Fetched] = {}
-        plan = _plan(self.settings_cls, self._init_kwargs)
-        for source, config in plan:
-            try:
-                entries, _ = source.fetch_entries(config, LoadOptions(force=True, fallback=False))
-            except PhaseError as exc:
-                process_cache.set_status(self.settings_cls, source.failure_status(exc))
-                raise
-            prefetched.update(entries)
-        return prefetched, (_signature(plan, prefetched) if plan else None)
 
     def _swap(self, new: S) -> frozenset[str]:
         old = self._current
@@ -228,8 +257,8 @@ class LiveSettings(Generic[S]):
             ValueError: the interval is under 1 s, or none is given while the TTL is 0.
         """
         if interval is None:
-            plan = _plan(self.settings_cls, self._init_kwargs)
-            ttl = plan[0][1].cache_ttl if plan else 0.0
+            sources = phase_sources(self.settings_cls, self._init_kwargs)
+            ttl = sources[0].resolve().cache_ttl if sources else 0.0
             if ttl <= 0:
                 raise ValueError("LiveSettings.start() needs an interval when phase_cache_ttl is 0")
             interval = ttl
@@ -273,7 +302,8 @@ class LiveSettings(Generic[S]):
             except Exception:
                 failures += 1  # refresh() logged it; back off, then try again
 
-    def _after_fork_in_child(self) -> None:
+    def after_fork_in_child(self) -> None:
+        """Restart the background thread in a forked child (gunicorn ``--preload``)."""
         was_running = self._thread is not None
         self._reset_threading()
         if was_running and self._interval is not None:
@@ -289,92 +319,36 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _signature(
-    plan: list[tuple[PhaseSettingsSource, ResolvedConfig]], prefetched: dict[CacheKey, Fetched]
-) -> tuple[Any, ...]:
-    return tuple(
-        signature_of([(key.path, prefetched[key]) for key in source.cache_keys(config)])
-        for source, config in plan
-    )
-
-
-async def _afetch_plan(
-    plan: list[tuple[PhaseSettingsSource, ResolvedConfig]], *, force: bool
-) -> tuple[dict[CacheKey, Fetched], dict[CacheKey, PhaseError]]:
-    prefetched: dict[CacheKey, Fetched] = {}
-    errors: dict[CacheKey, PhaseError] = {}
-    for source, config in plan:
-        deadline = Deadline(config.deadline)
-        for key in source.cache_keys(config):
-            try:
-                entry, _ = await process_cache.afetch(
-                    key,
-                    _async_fetcher(source, config, key, deadline),
-                    ttl=config.cache_ttl,
-                    deadline=deadline,
-                    force=force,
-                )
-            except PhaseError as exc:
-                errors[key] = exc
-                break
-            prefetched[key] = entry
-    return prefetched, errors
-
-
-def _async_fetcher(
-    source: PhaseSettingsSource, config: ResolvedConfig, key: CacheKey, deadline: Deadline
-) -> Callable[[], Any]:
-    async def fetch() -> Any:
-        injected = source._client
-        if injected is not None:
-            secrets = await asyncio.to_thread(
-                injected.list_secrets,
-                key.app_id,
-                key.env,
-                path=key.path,
-                tags=key.tags or None,
-                deadline=deadline,
-            )
-        else:
-            async with AsyncPhaseClient(
-                config.token,
-                config.host,
-                timeout=config.timeout,
-                deadline=config.deadline,
-                max_attempts=config.max_attempts,
-                verify_ssl=config.verify_ssl,
-                allow_http=config.allow_http,
-                max_response_bytes=config.max_response_bytes,
-            ) as client:
-                secrets = await client.list_secrets(
-                    key.app_id, key.env, path=key.path, tags=key.tags or None, deadline=deadline
-                )
-        warn_unresolved(secrets)
-        return secrets
-
-    return fetch
-
-
 async def aload(settings_cls: type[S], **init_kwargs: Any) -> S:
-    """Load ``settings_cls`` from an event loop without blocking it.
+    """Load ``settings_cls`` from an event loop (asyncio or trio) without blocking it.
 
     Fetches with :class:`AsyncPhaseClient` into the process cache (concurrent tasks share one
     request), then builds the instance in a worker thread. Fallback rules are those of a
     plain ``Settings()``.
     """
-    plan = await asyncio.to_thread(_plan, settings_cls, init_kwargs)
-    prefetched, errors = await _afetch_plan(plan, force=False)
-    with load_options(prefetched=prefetched, errors=errors):
-        return await asyncio.to_thread(settings_cls, **init_kwargs)
+    import anyio.to_thread
 
+    sources = await anyio.to_thread.run_sync(phase_sources, settings_cls, init_kwargs)
+    prefetched: dict[CacheKey, Fetched] = {}
+    errors: dict[CacheKey, PhaseError] = {}
 
-_LIVE: weakref.WeakSet[LiveSettings[Any]] = weakref.WeakSet()
+    def build() -> S:
+        with load_options(prefetched=prefetched, errors=errors):
+            return settings_cls(**init_kwargs)
 
-
-def _after_fork_in_child() -> None:
-    for live in list(_LIVE):
-        live._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    # What the fetches would write to the snapshot waits until the instance validated.
+    with validated_writes() as validated:
+        for source in sources:
+            try:
+                result = await source.load_async(LoadOptions(fallback=False))
+            except PhaseError as exc:
+                try:
+                    keys = cache_keys(source.resolve(), source.client)
+                except PhaseError:
+                    continue  # the build raises it again, from the same configuration
+                errors.update(dict.fromkeys(keys, exc))
+                continue
+            prefetched.update(result.entries)
+        instance = await anyio.to_thread.run_sync(build)
+        validated()
+        return instance

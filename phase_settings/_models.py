@@ -99,7 +99,7 @@ class PhaseEnvironment:
     updated_at: datetime | None = None
 
 
-LoadSource = Literal["phase", "cache", "stale", "dotenv", "none"]
+LoadSource = Literal["phase", "cache", "snapshot", "stale", "dotenv", "none"]
 
 
 @dataclass(frozen=True, slots=True)

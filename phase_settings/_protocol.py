@@ -41,6 +41,8 @@ __all__ = ["Outcome", "Plan", "Protocol", "Request", "Send", "Sleep"]
 
 logger = logging.getLogger("phase_settings.client")
 
+SLOW_START = 2.0  # seconds a load may wait for Phase before it says so
+
 USER_AGENT = f"phase-settings/{__version__}"
 T = TypeVar("T")
 
@@ -205,7 +207,28 @@ class Protocol:
             )
             if wait is None:
                 raise outcome.error
+            self._note_slow_start(deadline, attempt + 1, wait, outcome.error)
             yield Sleep(wait)
+
+    def _note_slow_start(
+        self, deadline: Deadline, attempt: int, wait: float, error: PhaseError
+    ) -> None:
+        """One WARNING per load once it will have waited ``SLOW_START`` seconds: a slow start
+        is never silent, and says what it waits for (never a value or the token)."""
+        if deadline.slow_noted or deadline.elapsed() + wait < SLOW_START:
+            return
+        deadline.slow_noted = True
+        if isinstance(error, PhaseRateLimitError) and error.retry_after is not None:
+            why = f"Retry-After {error.retry_after:g} s"
+        else:
+            why = f"after {type(error).__name__}, retrying in {wait:.1f} s"
+        logger.warning(
+            "waiting for Phase at %s: attempt %d of %d, %s",
+            self.options.base_url,
+            attempt,
+            self.options.max_attempts,
+            why,
+        )
 
     def _log(self, request: Request, outcome: Outcome, attempt: int, started: float) -> None:
         if logger.isEnabledFor(logging.DEBUG):

@@ -26,10 +26,8 @@ import contextlib
 import hashlib
 import logging
 import os
-import stat
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -39,6 +37,7 @@ from pydantic import SecretStr
 from ._errors import scrubbed
 from ._models import Secret
 from ._snapshot_codec import decode_payload, encode_payload
+from ._snapshot_files import folder_problem, read_file, write_atomically
 from ._snapshot_keys import FORMAT_VERSION, SnapshotKey, associated_data, blake2b_32, derive_keys
 from ._snapshot_lock import FileLock
 
@@ -48,8 +47,6 @@ __all__ = [
     "Snapshot",
     "SnapshotKey",
     "SnapshotStore",
-    "clear_stores",
-    "shared_store",
 ]
 
 log = logging.getLogger("phase_settings.snapshot")
@@ -57,7 +54,6 @@ log = logging.getLogger("phase_settings.snapshot")
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0  # seconds: an older snapshot is never served
 FUTURE_TOLERANCE = 300.0  # seconds a fetched_at may lie ahead of this host's clock
 WRITE_LOCK_WAIT = 5.0  # seconds write() waits for the key's lock when the caller holds none
-MAX_FILE_BYTES = 256 * 1024 * 1024
 
 _MAGIC = b"PSSNAP"
 _HEADER = len(_MAGIC) + 1  # magic, then the format version in one byte
@@ -126,13 +122,22 @@ class SnapshotStore:
         self._guard = threading.Lock()
         self._locks: dict[str, FileLock] = {}
         self._write_guards: dict[str, threading.Lock] = {}  # writers of one key take turns
-        _live_stores.add(self)
         self._warned: set[str] = set()
         self.enabled = self._prepare_folder()
 
     def __repr__(self) -> str:
         state = "on" if self.enabled else "off"
         return f"SnapshotStore({self.directory!r}, {state})"
+
+    def after_fork_in_child(self) -> None:
+        """A parent thread may have held this store's guards at fork time: start afresh (the
+        lock files' descriptors are closed by the lock module's own hook)."""
+        self._guard = threading.Lock()
+        self._write_guards = {}
+
+    def now(self) -> datetime:
+        """The store's current time (aware UTC)."""
+        return self._clock()
 
     # --- names and folder -----------------------------------------------------------------
 
@@ -149,47 +154,26 @@ class SnapshotStore:
         log.warning(message, *args)
 
     def _prepare_folder(self) -> bool:
-        try:
-            os.makedirs(self.directory, 0o700)  # missing parents get the usual mode
-            os.chmod(self.directory, 0o700)  # a umask such as 0o200 must not narrow it
-        except FileExistsError:
-            pass
-        except OSError as exc:
+        problem = folder_problem(self.directory)
+        if problem is None:
+            return True
+        what, why = problem
+        if why:
             self._warn_once(
                 "folder",
-                "snapshot folder %s cannot be created (%s): loads go on without a snapshot",
+                "snapshot folder %s %s (%s): loads go on without a snapshot",
                 self.directory,
-                exc.strerror or type(exc).__name__,
+                what,
+                why,
             )
-            return False
-        try:
-            info = os.stat(self.directory)
-        except OSError as exc:
-            self._warn_once(
-                "folder",
-                "snapshot folder %s cannot be read (%s): loads go on without a snapshot",
-                self.directory,
-                exc.strerror or type(exc).__name__,
-            )
-            return False
-        problem = None
-        if not stat.S_ISDIR(info.st_mode):
-            problem = "is not a folder"
-        elif hasattr(os, "getuid") and info.st_uid != os.getuid():
-            problem = "does not belong to this user"
-        elif hasattr(os, "getuid") and stat.S_IMODE(info.st_mode) != 0o700:
-            problem = f"has mode {stat.S_IMODE(info.st_mode):04o}, not 0700"
-        elif not os.access(self.directory, os.W_OK | os.X_OK):
-            problem = "is not writable"
-        if problem is not None:
+        else:
             self._warn_once(
                 "folder",
                 "snapshot folder %s %s: no snapshot is used or written",
                 self.directory,
-                problem,
+                what,
             )
-            return False
-        return True
+        return False
 
     # --- reading --------------------------------------------------------------------------
 
@@ -208,7 +192,8 @@ class SnapshotStore:
             return None
         age = (now - snapshot.fetched_at).total_seconds()
         if age < -FUTURE_TOLERANCE:
-            log.warning(
+            self._warn_once(
+                f"future {self.path_for(key)} {snapshot.fetched_at.isoformat()}",
                 "snapshot %s is dated %.0f s in the future: not served",
                 os.path.basename(self.path_for(key)),
                 -age,
@@ -224,15 +209,18 @@ class SnapshotStore:
             return None
         return snapshot
 
-    def _load(self, key: SnapshotKey) -> Snapshot | None:
+    def _load(self, key: SnapshotKey, *, writing: bool = False) -> Snapshot | None:
         path = self.path_for(key)
         name = os.path.basename(path)
         try:
-            data = _read_file(path)
+            data = read_file(path)
         except FileNotFoundError:
             return None
         except OSError as exc:
-            log.warning(
+            if writing:
+                return None  # the write that follows fails too, and says so
+            self._warn_once(
+                f"read {name} {exc.errno}",
                 "snapshot %s cannot be read (%s): not served",
                 name,
                 exc.strerror or type(exc).__name__,
@@ -240,7 +228,10 @@ class SnapshotStore:
             return None
         problem = self._unseal(data, key)
         if isinstance(problem, str):
-            log.warning("snapshot %s %s: not served", name, problem)
+            # Once per file contents: the reads of one load (and of the loads after it) say
+            # it once; a new damaged file is news again.
+            seen = hashlib.blake2b(data, digest_size=16).hexdigest()
+            self._warn_once(f"file {name} {seen}", "snapshot %s %s: not served", name, problem)
             return None
         return problem
 
@@ -285,12 +276,19 @@ class SnapshotStore:
         )
         return _MAGIC + bytes([self._version]) + nonce + sealed
 
-    def write(self, key: SnapshotKey, secrets: Sequence[Secret], fetched_at: datetime) -> bool:
+    def write(
+        self,
+        key: SnapshotKey,
+        secrets: Sequence[Secret],
+        fetched_at: datetime,
+        *,
+        wait: float | None = None,
+    ) -> bool:
         """Store ``secrets`` fetched at ``fetched_at`` unless the file on disk is as new or newer.
 
         Writers of one key in this process take turns; the key's lock file is taken unless
-        this process already holds it through this store (waiting at most
-        ``WRITE_LOCK_WAIT`` seconds; without the lock nothing is written, except where there is
+        this process already holds it through this store (waiting at most ``wait`` seconds,
+        ``WRITE_LOCK_WAIT`` by default; without the lock nothing is written, except where there is
         no ``fcntl`` at all). Atomic: temporary file, fsync, rename. A file system that refuses
         is one WARNING (once per store), never an exception.
 
@@ -304,14 +302,15 @@ class SnapshotStore:
             return False
         if fetched_at.tzinfo is None:
             raise ValueError("fetched_at must be an aware datetime")
+        wait = WRITE_LOCK_WAIT if wait is None else wait
         lock = self._lock_for(key)
         guard = self._write_guard(key)
-        if not guard.acquire(timeout=WRITE_LOCK_WAIT):
+        if not guard.acquire(timeout=max(wait, 0.001)):
             return False
         try:
             if lock.held_here():
                 return self._replace_if_newer(key, secrets, fetched_at)
-            with lock.acquire(WRITE_LOCK_WAIT) as got:
+            with lock.acquire(wait) as got:
                 if lock.open_error is not None:
                     raise lock.open_error
                 if not got and _has_fcntl():
@@ -337,34 +336,14 @@ class SnapshotStore:
         self, key: SnapshotKey, secrets: Sequence[Secret], fetched_at: datetime
     ) -> bool:
         path = self.path_for(key)
-        on_disk = self._load(key)
+        on_disk = self._load(key, writing=True)
         if on_disk is not None:
             now = self._clock()
             from_future = (on_disk.fetched_at - now) > timedelta(seconds=FUTURE_TOLERANCE)
             if on_disk.fetched_at >= fetched_at and not from_future:
                 return False
         data = self.seal(key, secrets, fetched_at)
-        temporary = path + ".tmp"  # one per key: writers of a key take turns under its lock
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(temporary, flags, 0o600)
-        try:
-            try:
-                if hasattr(os, "fchmod"):
-                    os.fchmod(fd, 0o600)  # whatever the umask
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
-        _fsync_folder(self.directory)
+        write_atomically(path, data)  # one temporary file per key: writers take turns
         return True
 
     # --- lock -----------------------------------------------------------------------------
@@ -396,73 +375,7 @@ class SnapshotStore:
         return self.enabled and self._lock_for(key).held_here()
 
 
-_stores: dict[tuple[str, str, float], SnapshotStore] = {}
-_stores_guard = threading.Lock()
-_live_stores: weakref.WeakSet[SnapshotStore] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    # A parent thread may have held one of these locks at fork time: the child starts afresh.
-    global _stores_guard
-    _stores_guard = threading.Lock()
-    for store in list(_live_stores):
-        store._guard = threading.Lock()
-        store._write_guards = {}
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-@scrubbed()
-def shared_store(
-    directory: str | os.PathLike[str], token: str | SecretStr, *, max_age: float = DEFAULT_MAX_AGE
-) -> SnapshotStore:
-    """The process's store for this folder and token, built once: the folder is checked (and
-    a bad one warned about) once per process, not on every load.
-
-    Raises:
-        PhaseConfigError: the token is in no known form.
-    """
-    raw = token.get_secret_value() if isinstance(token, SecretStr) else token
-    ident = (
-        os.path.abspath(os.fspath(directory)),
-        hashlib.sha256(raw.encode()).hexdigest(),
-        float(max_age),
-    )
-    with _stores_guard:
-        store = _stores.get(ident)
-        if store is None:
-            store = _stores[ident] = SnapshotStore(directory, token, max_age=max_age)
-        return store
-
-
-def clear_stores() -> None:
-    """Forget every shared store (the next use checks its folder again)."""
-    with _stores_guard:
-        _stores.clear()
-
-
 def _has_fcntl() -> bool:
     from ._snapshot_lock import fcntl_module
 
     return fcntl_module() is not None
-
-
-def _read_file(path: str) -> bytes:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
-        return b""  # read as truncated: nothing this library writes is that large
-    return data
-
-
-def _fsync_folder(directory: str) -> None:
-    # The rename is durable only once the folder is synced; not every platform allows it.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

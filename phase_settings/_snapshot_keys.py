@@ -9,6 +9,7 @@ that names files, so a file name says nothing about the app, environment or fold
 
 from __future__ import annotations
 
+import hashlib
 from typing import NamedTuple
 
 from pydantic import SecretStr
@@ -81,11 +82,9 @@ def key_material(token: str | SecretStr) -> tuple[bytes, str]:
 
 
 def blake2b_32(data: bytes, *, key: bytes) -> bytes:
-    """Keyed BLAKE2b-256 with this library's personalisation (PyNaCl, imported on first use)."""
-    from nacl.encoding import RawEncoder
-    from nacl.hash import blake2b
-
-    return blake2b(data, digest_size=32, key=key, person=_PERSON, encoder=RawEncoder)
+    """Keyed BLAKE2b-256 with this library's personalisation (the standard BLAKE2b parameter
+    block: the same bytes as libsodium's ``crypto_generichash_blake2b_salt_personal``)."""
+    return hashlib.blake2b(data, digest_size=32, key=key, person=_PERSON).digest()
 
 
 class SnapshotKeys(NamedTuple):

@@ -2,27 +2,22 @@
 
 The source subclasses pydantic-settings' ``EnvSettingsSource`` and replaces only *where the
 key/value pairs come from*, as pydantic-settings' own AWS and GCP sources do: prefixes,
-aliases, nested delimiters, JSON values, case folding and error wrapping behave exactly as for
-environment variables. The fetch happens in ``__call__``, so building the sources tuple makes
-no request.
+aliases, nested delimiters, JSON values, case folding and error wrapping are pydantic-settings'
+own code. The fetch happens in ``__call__``, so building the sources tuple makes no request.
+``PhaseSettings`` adds this source to pydantic-settings' own env, dotenv and secrets sources and
+changes nothing else.
 """
 
 from __future__ import annotations
 
 import contextvars
-import copy  # A2 shim
-import logging
-import os
-import re
-import threading
-import weakref
-from collections.abc import Iterator, Mapping, Sequence
+import copy
+import operator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-from pydantic import SecretStr, ValidationError
+from pydantic import AliasChoices, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -30,254 +25,78 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsError,
 )
+from pydantic_settings.sources import ENV_FILE_SENTINEL
 from pydantic_settings.sources.utils import parse_env_vars
 
 from ._config import UNSET, PhaseSettingsConfigDict, ResolvedConfig, resolve_config
-from ._errors import (
-    PhaseConfigError,
-    PhaseError,
-    PhaseUnavailableError,
-    fresh,
-    scrubbed,
-    without_tracebacks,
-)
-from ._fastenv import FastEnvFields
-from ._transport import api_base, auth_header, token_fingerprint
+from ._deferred import validated_writes
+from ._dotenv_log import dotenv_warnings_held
+from ._errors import PhaseError, without_tracebacks
+from ._validation import explain_missing, masked
 
 if TYPE_CHECKING:
     from pydantic_settings.sources.utils import InitState
 
-    from ._cache import CacheKey, Fetched, SecretCache
     from ._client import PhaseClient
-    from ._models import LoadStatus, Secret
-    from ._retry import Deadline
+    from ._loaded import LoadOptions, LoadResult
 
-__all__ = ["LoadOptions", "PhaseSettings", "PhaseSettingsSource", "load_options"]
+__all__ = ["PhaseSettings", "PhaseSettingsSource", "collect_sources"]
 
-logger = logging.getLogger("phase_settings")
-
-_UNRESOLVED = r"\$\{(?!\{)[^{}]+\}"  # compiled on first use (re caches it)
-
-
-_EMPTY: Mapping[Any, Any] = MappingProxyType({})
-
-# --- per-load options (set by LiveSettings and aload) --------------------------------------------
-
-
-class LoadOptions(NamedTuple):
-    force: bool = False  # bypass the TTL (LiveSettings.refresh)
-    fallback: bool = True  # False: raise instead of serving stale or .env values
-    prefetched: Mapping[CacheKey, Fetched] = _EMPTY  # filled by aload
-    errors: Mapping[CacheKey, PhaseError] = _EMPTY  # aload's failures
-
-
-_options: contextvars.ContextVar[LoadOptions | None] = contextvars.ContextVar(
-    "phase_settings_load_options", default=None
+# Sources called while a block of :func:`collect_sources` runs (this thread or task only).
+_collector: contextvars.ContextVar[list[PhaseSettingsSource] | None] = contextvars.ContextVar(
+    "phase_settings_sources", default=None
 )
-_DEFAULT_OPTIONS = LoadOptions()
+
+_PHASE_ARGS = {
+    "app_id": "phase_app_id",
+    "env": "phase_env",
+    "path": "phase_path",
+    "tags": "phase_tags",
+    "token": "phase_token",
+    "host": "phase_host",
+    "verify_ssl": "phase_verify_ssl",
+    "allow_http": "phase_allow_http",
+    "timeout": "phase_timeout",
+    "deadline": "phase_deadline",
+    "max_attempts": "phase_max_attempts",
+    "cache_ttl": "phase_cache_ttl",
+    "fallback": "phase_fallback",
+    "required": "phase_required",
+    "use_overrides": "phase_use_overrides",
+    "max_response_bytes": "phase_max_response_bytes",
+}
+# The field-mapping settings shared with EnvSettingsSource (None: the settings class's config).
+ENV_ARGS = (
+    "case_sensitive",
+    "env_prefix",
+    "env_prefix_target",
+    "env_nested_delimiter",
+    "env_nested_max_split",
+    "env_ignore_empty",
+    "env_parse_none_str",
+    "env_parse_enums",
+)
 
 
 @contextmanager
-def load_options(**options: Any) -> Iterator[None]:
-    """Run the settings loads of this block with other :class:`LoadOptions`."""
-    token = _options.set(LoadOptions(**options))
+def collect_sources() -> Iterator[list[PhaseSettingsSource]]:
+    """The Phase sources called by the settings loads of this block, in call order."""
+    outer = _collector.get()
+    called: list[PhaseSettingsSource] = []
+    token = _collector.set(called)
     try:
-        yield
+        yield called
     finally:
-        _options.reset(token)
+        _collector.reset(token)
+        if outer is not None:
+            outer.extend(called)
 
 
-class LoadReport:
-    """What the last load on this thread did; read by PhaseSettings, LiveSettings and the CLI."""
-
-    __slots__ = ("_source", "app_id", "env", "origins", "settings_cls", "signature", "status")
-
-    def __init__(
-        self,
-        source: PhaseSettingsSource | None = None,
-        app_id: str | None = None,
-        env: str | None = None,
-        origins: dict[str, str] | None = None,
-        signature: tuple[Any, ...] | None = None,
-        status: LoadStatus | None = None,
-    ):
-        self._source = source
-        self.settings_cls = source.settings_cls if source is not None else None
-        self.app_id = app_id
-        self.env = env
-        self.origins = origins or {}  # Phase key -> folder
-        self.signature = signature  # ids, versions, update times of what was served
-        self.status = status or _load_status()
-
-    @property
-    def expected_keys(self) -> dict[str, list[str]]:
-        """Field name -> the Phase keys that would fill it (computed when asked: errors, CLI)."""
-        source = self._source
-        if source is None:
-            return {}
-        return {
-            name: [env_name.upper() for _, env_name, _ in source._extract_field_info(f, name)]
-            for name, f in source.settings_cls.model_fields.items()
-        }
-
-
-_reports = threading.local()
-
-
-def last_report() -> LoadReport | None:
-    """The report of the last Phase load made on this thread, if any."""
-    return getattr(_reports, "report", None)
-
-
-# --- clients shared across loads, so a reload keeps its connection --------------------------------
-
-_clients: dict[tuple[Any, ...], PhaseClient] = {}
-_clients_lock = threading.Lock()
-_MAX_CLIENTS = 16
-
-
-_users: dict[PhaseClient, int] = {}  # loads using each shared client now
-_retired: set[PhaseClient] = set()  # evicted while in use: closed by its last user
-
-
-@scrubbed()
-def identity(config: ResolvedConfig) -> tuple[str, str]:
-    """(API base, token fingerprint) of a configuration; raises PhaseConfigError when either
-    the host or the token is unusable (the token is never echoed)."""
-    assert config.token is not None
-    base = api_base(config.host, allow_http=config.allow_http)
-    return base, token_fingerprint(auth_header(config.token, name=_token_name(config)))
-
-
-@contextmanager
-def borrow_client(config: ResolvedConfig) -> Iterator[PhaseClient]:
-    """The process's client for this configuration (one connection pool per token and host),
-    held for the duration of one load: an eviction never closes a client that a load uses."""
-    base, fingerprint = identity(config)
-    key = (
-        fingerprint,
-        base,
-        config.verify_ssl,
-        config.timeout,
-        config.max_attempts,
-        config.max_response_bytes,
-    )
-    to_close: list[PhaseClient] = []
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            from ._client import PhaseClient  # loaded by the first load that has a token
-
-            if len(_clients) >= _MAX_CLIENTS:
-                evicted = _clients.pop(next(iter(_clients)))
-                if _users.get(evicted):
-                    _retired.add(evicted)
-                else:
-                    to_close.append(evicted)
-            client = _clients[key] = PhaseClient(
-                config.token,
-                config.host,
-                timeout=config.timeout,
-                deadline=config.deadline,
-                max_attempts=config.max_attempts,
-                verify_ssl=config.verify_ssl,
-                allow_http=config.allow_http,
-                max_response_bytes=config.max_response_bytes,
-            )
-        _users[client] = _users.get(client, 0) + 1
-    for old in to_close:
-        old.close()
-    try:
-        yield client
-    finally:
-        with _clients_lock:
-            _users[client] -= 1
-            last = _users[client] == 0
-            if last:
-                del _users[client]
-            close = last and client in _retired
-            if close:
-                _retired.discard(client)
-        if close:
-            client.close()
-
-
-def _token_name(config: ResolvedConfig) -> str:
-    origin = config.token_origin
-    return origin if origin.startswith("PHASE_") else "phase_token"
-
-
-def _cache() -> SecretCache:
-    from ._cache import process_cache  # loaded by the first load, not by declaring settings
-
-    return process_cache
-
-
-def _load_status(*args: Any) -> LoadStatus:
-    from ._models import LoadStatus  # the records load with the first load, not at import
-
-    return LoadStatus(*args)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def warn_unresolved(secrets: Sequence[Secret]) -> None:
-    """One WARNING per value that still holds a ``${…}`` reference (the key only)."""
-    for secret in secrets:
-        if "${" in secret.value and re.search(_UNRESOLVED, secret.value):
-            logger.warning(
-                "Phase secret %s (path %s) holds a reference that Phase could not resolve",
-                secret.key,
-                secret.path,
-            )
-
-
-@scrubbed()
-def merge_secrets(
-    fetched: Sequence[tuple[str | None, Fetched]], *, use_overrides: bool
-) -> tuple[dict[str, str], dict[str, str]]:
-    """The key/value pairs of a load, and the folder each key came from.
-
-    Several folders are merged in order (later wins). One "every folder" fetch holding a key in
-    two folders is ambiguous: a :class:`PhaseConfigError` names both paths.
-    """
-    values: dict[str, str] = {}
-    origins: dict[str, str] = {}
-    for requested, entry in fetched:
-        seen: dict[str, str] = {}
-        for secret in entry.secrets:
-            if requested is None and secret.key in seen and seen[secret.key] != secret.path:
-                raise PhaseConfigError(
-                    f"Phase key {secret.key} is in two folders, {seen[secret.key]} and "
-                    f"{secret.path}: set phase_path (PHASE_PATH) to the folders to load, in order"
-                )
-            seen[secret.key] = secret.path
-            values[secret.key] = secret.effective_value if use_overrides else secret.value
-            origins[secret.key] = secret.path
-    return values, origins
-
-
-def signature_of(fetched: Sequence[tuple[str | None, Fetched]]) -> tuple[Any, ...]:
-    """Identity of what a load served: equal signatures mean equal values."""
-    return tuple(
-        (path, tuple((s.id, s.key, s.version, s.updated_at, s.override) for s in entry.secrets))
-        for path, entry in fetched
-    )
-
-
-class _ShimResult(NamedTuple):  # A2 shim: helper A's LoadResult replaces it
-    values: dict[str, str]
-    origins: dict[str, str]
-    status: LoadStatus
-
-
-class PhaseSettingsSource(FastEnvFields):
+class PhaseSettingsSource(EnvSettingsSource):
     """Settings source that reads the secrets of one Phase app and environment.
 
     Arguments left out fall through to the process environment, ``model_config``
-    (``phase_*`` keys), the env file(s), ``.phase.json`` and defaults (DESIGN §3).
+    (``phase_*`` keys), the env file(s), ``.phase.json`` and defaults.
 
     Args:
         settings_cls: the settings class.
@@ -291,8 +110,10 @@ class PhaseSettingsSource(FastEnvFields):
             then win.
         verify_ssl, allow_http, timeout, deadline, max_attempts, cache_ttl, fallback, required,
             use_overrides, max_response_bytes: the other ``phase_*`` settings.
-        case_sensitive, env_prefix, env_nested_delimiter, env_nested_max_split,
-            env_ignore_empty, env_parse_none_str, env_parse_enums: as for
+        env_file, env_file_encoding: where the ``PHASE_*`` configuration keys of an env file
+            are read (default: the settings class's ``env_file``).
+        case_sensitive, env_prefix, env_prefix_target, env_nested_delimiter,
+            env_nested_max_split, env_ignore_empty, env_parse_none_str, env_parse_enums: as for
             ``EnvSettingsSource`` (default: the settings class's config).
     """
 
@@ -317,8 +138,11 @@ class PhaseSettingsSource(FastEnvFields):
         required: bool = UNSET,
         use_overrides: bool = UNSET,
         max_response_bytes: int = UNSET,
+        env_file: Any = ENV_FILE_SENTINEL,
+        env_file_encoding: str | None = None,
         case_sensitive: bool | None = None,
         env_prefix: str | None = None,
+        env_prefix_target: Any = None,
         env_nested_delimiter: str | None = None,
         env_nested_max_split: int | None = None,
         env_ignore_empty: bool | None = None,
@@ -326,30 +150,19 @@ class PhaseSettingsSource(FastEnvFields):
         env_parse_enums: bool | None = None,
         _init_state: InitState | None = None,
     ) -> None:
-        self._arguments: dict[str, Any] = {
-            "phase_app_id": app_id,
-            "phase_env": env,
-            "phase_path": path,
-            "phase_tags": tags,
-            "phase_token": token,
-            "phase_host": host,
-            "phase_verify_ssl": verify_ssl,
-            "phase_allow_http": allow_http,
-            "phase_timeout": timeout,
-            "phase_deadline": deadline,
-            "phase_max_attempts": max_attempts,
-            "phase_cache_ttl": cache_ttl,
-            "phase_fallback": fallback,
-            "phase_required": required,
-            "phase_use_overrides": use_overrides,
-            "phase_max_response_bytes": max_response_bytes,
-        }
+        given = dict(locals())
+        self._given = {k: given[k] for k in (*_PHASE_ARGS, *ENV_ARGS)}
+        self._given.update(client=client, env_file=env_file, env_file_encoding=env_file_encoding)
+        self._init_state_arg = _init_state
         self._client = client
-        self.report = LoadReport()
+        self._env_file = env_file
+        self._env_file_encoding = env_file_encoding
+        self._result: LoadResult | None = None
         super().__init__(
             settings_cls,
             case_sensitive=case_sensitive,
             env_prefix=env_prefix,
+            env_prefix_target=env_prefix_target,
             env_nested_delimiter=env_nested_delimiter,
             env_nested_max_split=env_nested_max_split,
             env_ignore_empty=env_ignore_empty,
@@ -358,266 +171,179 @@ class PhaseSettingsSource(FastEnvFields):
             _init_state=_init_state,
         )
 
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        # EnvSettingsSource calls this from __init__; the fetch waits for __call__.
-        return {}
+    @property
+    def result(self) -> LoadResult | None:
+        """What the last call of this source served: ``.values`` (Phase key -> value),
+        ``.origins`` (Phase key -> folder), ``.signature`` and ``.status`` (a ``LoadStatus``);
+        None before the first call."""
+        return self._result
+
+    @property
+    def client(self) -> PhaseClient | None:
+        """The injected client, or None (a pooled one per token and host is used)."""
+        return self._client
+
+    def with_overrides(self, **overrides: Any) -> PhaseSettingsSource:
+        """A new source like this one with some constructor arguments replaced, e.g.
+        ``source.with_overrides(app_id=…, env="staging", path="/backend")``. Any keyword of the
+        constructor is accepted; an unknown one is a ``TypeError``."""
+        arguments = {**self._given, **overrides}
+        return type(self)(self.settings_cls, _init_state=self._init_state_arg, **arguments)
+
+    def resolve(self) -> ResolvedConfig:
+        """The ``phase_*`` settings this source would load with now."""
+        config: Any = self.settings_cls.model_config
+        if self._env_file is not ENV_FILE_SENTINEL or self._env_file_encoding is not None:
+            config = dict(config)
+            if self._env_file is not ENV_FILE_SENTINEL:
+                config["env_file"] = self._env_file
+            if self._env_file_encoding is not None:
+                config["env_file_encoding"] = self._env_file_encoding
+        arguments = {phase: self._given[arg] for arg, phase in _PHASE_ARGS.items()}
+        return resolve_config(config, arguments)
+
+    def load(self) -> LoadResult:
+        """Fetch (or take from the cache) this source's key/value pairs, without mapping them
+        to fields; the result is also kept as :attr:`result`."""
+        from ._loaded import current_options
+        from ._loader import load
+        from ._runtime import runtime
+
+        self._result = load(
+            self.resolve(),
+            current_options(),
+            runtime,
+            settings_cls=self.settings_cls,
+            client=self._client,
+        )
+        return self._result
+
+    async def load_async(self, options: LoadOptions) -> LoadResult:
+        """The async twin of :meth:`load` with explicit options (``aload``, ``arefresh``)."""
+        import anyio.to_thread
+
+        from ._loader import load_async
+        from ._runtime import runtime
+
+        config = await anyio.to_thread.run_sync(self.resolve)
+        self._result = await load_async(
+            config, options, runtime, settings_cls=self.settings_cls, client=self._client
+        )
+        return self._result
 
     def __call__(self) -> dict[str, Any]:
-        values = self.load_values()
-        # BEGIN A2 shim (the lead takes helper A's `result`/`with_overrides` at merge)
-        self._a2_result = _ShimResult(
-            values, dict(self.report.origins), _cache().status(self.settings_cls)
-        )
-        # END A2 shim
+        collector = _collector.get()
+        if collector is not None:
+            collector.append(self)
+        result = self.load()
         self.env_vars = parse_env_vars(
-            values, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+            result.values, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
         )
-        return super().__call__()
+        if not self.env_vars:
+            # No key can fill a field: what EnvSettingsSource returns for an empty environment,
+            # without its pass over every field (the environment source made that pass already,
+            # so pydantic-settings' warnings about incomplete fields are not lost).
+            return {}
+        if type(self) is not PhaseSettingsSource:
+            return super().__call__()  # a subclass may map values its own way: no memo
+        from ._runtime import runtime
 
-    # BEGIN A2 shim: minimal `result` and `with_overrides` (helper A provides the real ones)
-    @property
-    def result(self) -> _ShimResult | None:
-        """The outcome of this instance's last call, or None before it."""
-        return getattr(self, "_a2_result", None)
-
-    def with_overrides(self, **kwargs: Any) -> PhaseSettingsSource:
-        """A copy with constructor arguments (app_id, env, path, tags, token, host) replaced."""
-        clone = copy.copy(self)
-        clone._arguments = {**self._arguments, **{f"phase_{k}": v for k, v in kwargs.items()}}
-        clone.__dict__.pop("_a2_result", None)
-        return clone
-
-    # END A2 shim
+        # The field pass is a function of the key/value pairs, this source's mapping settings
+        # and the class's fields: while Phase serves the same pairs, its output is reused (as
+        # a deep copy: no load shares a mutable value with another).
+        key = (frozenset(self.env_vars.items()), *(getattr(self, n) for n in ENV_ARGS))
+        fields = tuple(self.settings_cls.model_fields.values())
+        memo = runtime.decoded(self.settings_cls)
+        hit = memo.get(key)
+        if (
+            hit is not None
+            and len(hit[0]) == len(fields)
+            and all(map(operator.is_, hit[0], fields))
+        ):
+            cached: dict[str, Any] = _fresh(hit[1])
+            return cached
+        data = super().__call__()
+        memo.put(key, (fields, _fresh(data)))
+        return data
 
     def __repr__(self) -> str:
         shown = {
-            k.removeprefix("phase_"): v
-            for k, v in self._arguments.items()
-            if v is not UNSET and k in ("phase_app_id", "phase_env", "phase_path", "phase_host")
+            k: self._given[k]
+            for k in ("app_id", "env", "path", "host")
+            if self._given[k] is not UNSET
         }
         args = ", ".join(f"{k}={v!r}" for k, v in shown.items())
         return f"{type(self).__name__}({args})"
 
-    # -- the load -------------------------------------------------------------------------------
 
-    def resolve(self) -> ResolvedConfig:
-        """The ``phase_*`` settings this source would load with now."""
-        return resolve_config(self.settings_cls.model_config, self._arguments)
-
-    @contextmanager
-    def client_for(self, config: ResolvedConfig) -> Iterator[PhaseClient]:
-        """The injected client, else a borrowed shared one, for one load."""
-        if self._client is not None:
-            yield self._client
-        else:
-            with borrow_client(config) as client:
-                yield client
-
-    def enabled(self, config: ResolvedConfig) -> bool:
-        """False when no token is configured (local development); raises if one is required."""
-        if self._client is not None or config.token is not None:
-            if not config.app_id:
-                raise PhaseConfigError(
-                    "A Phase token is set but no app id: set phase_app_id in model_config, "
-                    "PHASE_APP_ID in the environment, or appId in .phase.json"
-                )
-            return True
-        if config.required:
-            raise PhaseConfigError(
-                f"{self.settings_cls.__name__} requires Phase (phase_required=True) but no token "
-                "is set: set PHASE_SERVICE_TOKEN"
-            )
-        if self.settings_cls not in _announced:
-            _announced.add(self.settings_cls)
-            logger.info(
-                "No Phase token (PHASE_SERVICE_TOKEN): Phase disabled for %s; using environment "
-                "variables and .env",
-                self.settings_cls.__name__,
-            )
-        return False
-
-    def cache_keys(self, config: ResolvedConfig) -> list[CacheKey]:
-        if self._client is not None:
-            base, fingerprint = self._client.base_url, self._client.token_fingerprint
-        else:
-            base, fingerprint = identity(config)
-        assert config.app_id is not None
-        from ._cache import CacheKey
-
-        return [
-            CacheKey(base, config.app_id, config.env, path, config.tags, fingerprint)
-            for path in (config.paths if config.paths is not None else (None,))
-        ]
-
-    def fetch_entries(
-        self, config: ResolvedConfig, options: LoadOptions
-    ) -> tuple[list[tuple[CacheKey, Fetched]], bool]:
-        """The entries of every path of this load, and whether all came from the cache."""
-        from ._retry import Deadline
-
-        deadline = Deadline(config.deadline)
-        fetched: list[tuple[CacheKey, Fetched]] = []
-        all_cached = True
-        for key in self.cache_keys(config):
-            if key in options.errors:
-                raise fresh(options.errors[key])
-            entry = options.prefetched.get(key)
-            if entry is not None:
-                all_cached = False
-            else:
-                entry, cached = _cache().fetch(
-                    key,
-                    _fetcher(self, config, key, deadline),
-                    ttl=config.cache_ttl,
-                    deadline=deadline,
-                    force=options.force,
-                )
-                all_cached = all_cached and cached
-            fetched.append((key, entry))
-        return fetched, all_cached
-
-    def failure_status(self, exc: PhaseError) -> LoadStatus:
-        """The status after a failed load: stale since the first failure, the error named."""
-        previous = _cache().status(self.settings_cls)
-        stale_since = previous.stale_since or _now()
-        error = f"{type(exc).__name__}: {exc}"
-        return _load_status(previous.source, previous.fetched_at, stale_since, error)
-
-    def load_values(self) -> dict[str, str]:
-        """Fetch (or take from the cache) the key/value pairs for this load."""
-        config = self.resolve()
-        if not self.enabled(config):
-            _cache().set_status(self.settings_cls, _load_status())
-            return {}
-        options = _options.get() or _DEFAULT_OPTIONS
-        try:
-            entries, all_cached = self.fetch_entries(config, options)
-        except PhaseError as exc:
-            failed = self.failure_status(exc)
-            if not isinstance(exc, PhaseUnavailableError) or not options.fallback:
-                _cache().set_status(self.settings_cls, failed)
-                raise
-            return self._fall_back(config, exc, failed)
-        fetched = [(key.path, entry) for key, entry in entries]
-        values, origins = merge_secrets(fetched, use_overrides=config.use_overrides)
-        status = _load_status(
-            "cache" if all_cached else "phase", min(entry.fetched_at for _, entry in fetched)
-        )
-        _cache().set_status(self.settings_cls, status)
-        self._record(config, origins, signature_of(fetched), status)
-        return values
-
-    def _fall_back(
-        self, config: ResolvedConfig, exc: PhaseUnavailableError, failed: LoadStatus
-    ) -> dict[str, str]:
-        cause = f"{type(exc).__name__}: {exc}"
-        if config.fallback != "raise":
-            last_good = [(k.path, _cache().last_good(k)) for k in self.cache_keys(config)]
-            if all(entry is not None for _, entry in last_good):
-                fetched = [(path, entry) for path, entry in last_good if entry is not None]
-                values, origins = merge_secrets(fetched, use_overrides=config.use_overrides)
-                fetched_at = min(entry.fetched_at for _, entry in fetched)
-                logger.warning(
-                    "Phase is unavailable (%s); serving the last good values of %s, fetched at %s",
-                    cause,
-                    self.settings_cls.__name__,
-                    fetched_at.isoformat(timespec="seconds"),
-                )
-                status = _load_status("stale", fetched_at, failed.stale_since, failed.last_error)
-                _cache().set_status(self.settings_cls, status)
-                self._record(config, origins, signature_of(fetched), status)
-                return values
-        if config.fallback == "dotenv":
-            existing = [p for p in config.env_files if p.is_file()]
-            if existing:
-                logger.warning(
-                    "Phase is unavailable (%s); %s falls back to %s",
-                    cause,
-                    self.settings_cls.__name__,
-                    ", ".join(str(p) for p in existing),
-                )
-                status = _load_status("dotenv", None, failed.stale_since, failed.last_error)
-                _cache().set_status(self.settings_cls, status)
-                self._record(config, {}, None, status)
-                return {}
-        _cache().set_status(self.settings_cls, failed)
-        raise exc
-
-    def _record(
-        self,
-        config: ResolvedConfig,
-        origins: dict[str, str],
-        signature: tuple[Any, ...] | None,
-        status: LoadStatus,
-    ) -> None:
-        self.report = LoadReport(self, config.app_id, config.env, origins, signature, status)
-        _reports.report = self.report
+_IMMUTABLE = (str, int, float, bool, type(None))
 
 
-_announced: weakref.WeakSet[type] = weakref.WeakSet()
+def _fresh(value: Any) -> Any:
+    """A copy of ``value`` sharing nothing mutable with it (decoded JSON: dicts, lists)."""
+    if isinstance(value, _IMMUTABLE):
+        return value
+    if type(value) is dict:
+        return {k: _fresh(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_fresh(v) for v in value]
+    return copy.deepcopy(value)
 
 
-def _after_fork_in_child() -> None:
-    global _clients_lock
-    _clients_lock = threading.Lock()  # a parent thread may have held it at fork time
+def _phase_source_for(
+    settings_cls: type[BaseSettings],
+    env_settings: PydanticBaseSettingsSource,
+    dotenv_settings: PydanticBaseSettingsSource,
+) -> PhaseSettingsSource:
+    """The Phase source mapping keys exactly as ``env_settings`` does (so the init kwargs
+    ``_env_prefix``, ``_case_sensitive``… apply to it), reading ``PHASE_*`` configuration from
+    the env files of ``dotenv_settings`` (so ``_env_file`` applies)."""
+    mapping: dict[str, Any] = {}
+    if isinstance(env_settings, EnvSettingsSource):
+        mapping = {name: getattr(env_settings, name, None) for name in ENV_ARGS}
+    if isinstance(dotenv_settings, DotEnvSettingsSource):
+        mapping["env_file"] = dotenv_settings.env_file
+        mapping["env_file_encoding"] = dotenv_settings.env_file_encoding
+    # Shares the stock sources' per-load state, so pydantic-settings warns about an incomplete
+    # field once per load, as it does without Phase.
+    state = getattr(env_settings, "_init_state", None)
+    return PhaseSettingsSource(settings_cls, _init_state=state, **mapping)
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _fetcher(
-    source: PhaseSettingsSource, config: ResolvedConfig, key: CacheKey, deadline: Deadline
-) -> Any:
-    def fetch() -> list[Secret]:
-        with source.client_for(config) as client:
-            secrets = client.list_secrets(
-                key.app_id, key.env, path=key.path, tags=key.tags or None, deadline=deadline
-            )
-        warn_unresolved(secrets)
-        return secrets
-
-    return fetch
-
-
-class _FastEnvSource(FastEnvFields):
-    """The environment source of :class:`PhaseSettings`, with memoised field metadata."""
-
-
-class _PhaseAwareDotEnvSource(DotEnvSettingsSource, FastEnvFields):
-    """The dotenv source without the ``PHASE_*`` configuration keys: they configure the Phase
-    source, they are not fields (no ``extra_forbidden`` error that would echo a token)."""
-
-    def __call__(self) -> dict[str, Any]:
-        data = super().__call__()
-        fields = {name.lower() for name in self.settings_cls.model_fields}
-        return {
-            k: v
-            for k, v in data.items()
-            if not (k.lower().startswith("phase_") and k.lower() not in fields)
-        }
-
-
-def _upgrade(
-    source: PydanticBaseSettingsSource, stock: type, faster: type[PydanticBaseSettingsSource]
-) -> PydanticBaseSettingsSource:
-    """The same source as ``faster``: its state is reused (environment and env files were
-    read once already); a source the user customised is left alone."""
-    if type(source) is not stock:
+def _without_phase_keys(source: PydanticBaseSettingsSource) -> PydanticBaseSettingsSource:
+    """The dotenv source with the ``PHASE_*`` configuration keys removed from what it read:
+    they configure the Phase source, they are not fields (no ``extra_forbidden`` error that
+    would echo a token). Keys that fill a field are kept."""
+    if not isinstance(source, DotEnvSettingsSource):
         return source
-    upgraded = faster.__new__(faster)
-    upgraded.__dict__.update(source.__dict__)
-    return upgraded
+    if not any(key[:6].lower() == "phase_" for key in source.env_vars):
+        return source
+    fields = {name.lower() for name in source.settings_cls.model_fields}
+    for info in source.settings_cls.model_fields.values():
+        for alias in (info.alias, info.validation_alias):
+            if isinstance(alias, str):
+                fields.add(alias.lower())
+            elif isinstance(alias, AliasChoices):
+                fields.update(c.lower() for c in alias.choices if isinstance(c, str))
+    drop = [
+        key
+        for key in source.env_vars
+        if key.lower().startswith("phase_") and key.lower() not in fields
+    ]
+    if drop:
+        source.env_vars = {k: v for k, v in source.env_vars.items() if k not in drop}
+    return source
 
 
 class PhaseSettings(BaseSettings):
     """``BaseSettings`` whose fields are also filled from Phase.
 
     Sources, by priority: init kwargs > environment variables > **Phase** > dotenv > secrets
-    dir > defaults. Override ``settings_customise_sources`` to reorder them; the Phase source
-    is :class:`PhaseSettingsSource`. Defaults differ from ``BaseSettings`` in
-    ``env_nested_delimiter="__"`` and ``hide_input_in_errors=True`` (a ``ValidationError``
-    never prints a secret), and ``PHASE_*`` keys of the env file configure the source.
+    dir > defaults; the others are pydantic-settings' own. Override
+    ``settings_customise_sources`` to reorder them; the Phase source is
+    :class:`PhaseSettingsSource`. Defaults differ from ``BaseSettings`` in
+    ``env_nested_delimiter="__"`` and ``hide_input_in_errors=True``; ``PHASE_*`` keys of the
+    env file configure the source; a ``ValidationError`` never holds a value from Phase.
     """
 
     model_config = PhaseSettingsConfigDict(
@@ -626,17 +352,21 @@ class PhaseSettings(BaseSettings):
     )
 
     def __init__(self, **values: Any) -> None:
-        try:
-            super().__init__(**values)
-            return
-        except (ValidationError, SettingsError, PhaseError) as exc:
-            error = exc
+        with collect_sources() as called, validated_writes() as validated, dotenv_warnings_held():
+            try:
+                super().__init__(**values)
+                validated()  # the snapshot is written now, with what the class accepted
+                return
+            except (ValidationError, SettingsError, PhaseError) as exc:
+                error = exc
         # Raised again from a frame without the init kwargs, with a fresh traceback: error
         # trackers that record local variables never see a secret (pydantic's own frames hold
         # the input by design; `hide_input_in_errors` keeps it out of the message).
         del values
+        results = [s.result for s in called if s.result is not None]
         if isinstance(error, ValidationError):
-            _explain_missing(error, type(self))
+            error = masked(error, [r.values for r in results], type(self).model_config)
+            explain_missing(error, called)
         raise without_tracebacks(error)
 
     @classmethod
@@ -650,25 +380,8 @@ class PhaseSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (
             init_settings,
-            _upgrade(env_settings, EnvSettingsSource, _FastEnvSource),
-            PhaseSettingsSource(settings_cls),
-            _upgrade(dotenv_settings, DotEnvSettingsSource, _PhaseAwareDotEnvSource),
+            env_settings,
+            _phase_source_for(settings_cls, env_settings, dotenv_settings),
+            _without_phase_keys(dotenv_settings),
             file_secret_settings,
         )
-
-
-def _explain_missing(exc: ValidationError, settings_cls: type) -> None:
-    """Add a note naming the Phase keys, app and env behind each missing field (no values)."""
-    report = last_report()
-    if report is None or report.settings_cls is not settings_cls or report.app_id is None:
-        return
-    missing = [
-        str(err["loc"][0]) for err in exc.errors() if err["type"] == "missing" and err["loc"]
-    ]
-    for name in missing:
-        keys = report.expected_keys.get(name)
-        if keys:
-            exc.add_note(
-                f"{name}: expected Phase key {' or '.join(keys)} in app {report.app_id}, "
-                f"environment {report.env!r} (or an environment variable / .env entry)"
-            )

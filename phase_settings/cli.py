@@ -37,6 +37,7 @@ from ._export import (
     left_out_reason,
     write_private_file,
 )
+from ._loaded import merge_secrets
 from ._outcome import (
     EXIT_INTERNAL,
     EXIT_NO,
@@ -47,11 +48,10 @@ from ._outcome import (
     failure,
     one_line,
 )
-from ._source import merge_secrets
 
 __all__ = ["build_parser", "main"]
 
-logger = logging.getLogger("phase_settings")
+logger = logging.getLogger("phase_settings.cli")
 
 _KEY = re.compile(r"[A-Z0-9_]+\Z")
 

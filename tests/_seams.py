@@ -7,7 +7,7 @@ one seam it uses:
 - :func:`client_with_virtual_time`: ``PhaseClient``'s own ``clock``, ``sleep`` and ``rng``
   arguments (public).
 - :func:`cache_clock`: the process-wide cache object's timer and random source
-  (``phase_settings._cache.process_cache._timer`` / ``._rng``; its TTL map ``._fresh_cache``
+  (``phase_settings._runtime.runtime.cache._timer`` / ``._rng``; its TTL map ``._fresh_cache``
   is dropped so that it is rebuilt on the new timer).
 - :func:`refresh_waits`: the random source ``LiveSettings``' refresh thread draws its jitter
   from (the ``random`` name in ``phase_settings._live``), and the event the thread waits on
@@ -78,8 +78,9 @@ class ManualClock:
 def cache_clock(monkeypatch: pytest.MonkeyPatch, *, seed: int) -> ManualClock:
     """Put the process-wide secrets cache on a manual clock and a seeded random source (entry
     lifetimes and the after-outage backoff read both); undone when the test ends."""
-    from phase_settings._cache import process_cache
+    from phase_settings._runtime import runtime
 
+    process_cache = runtime.cache
     clock = ManualClock()
     phase_settings.clear_cache()
     monkeypatch.setattr(process_cache, "_timer", clock)

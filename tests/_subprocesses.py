@@ -20,7 +20,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
-START_TIMEOUT = 20.0  # seconds for a server to come up
+START_TIMEOUT = 60.0  # seconds for a server to come up
 RUN_TIMEOUT = 60.0  # seconds for a one-shot command
 
 

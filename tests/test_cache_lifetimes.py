@@ -19,6 +19,7 @@ from phase_settings import (
     PhaseServerError,
     PhaseSettings,
     PhaseSettingsConfigDict,
+    aload,
     load_status,
 )
 
@@ -85,6 +86,50 @@ def test_a_ttl_of_zero_asks_phase_on_every_load(
         Settings()
     asked = phase.gets()
     assert asked == 3
+
+
+def test_a_ttl_of_zero_asks_phase_even_when_another_class_cached_the_same_secrets(
+    phase: Phase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    phase.set("DB_HOST", "db")
+    cache_clock(monkeypatch, seed=3)
+    Cached = settings_class(phase, phase_cache_ttl=TTL)
+    Uncached = settings_class(phase, phase_cache_ttl=0)
+    Cached()
+    for n in range(2, 4):
+        assert Uncached().db_host == "db"
+        asked = phase.gets()
+        assert asked == n
+        assert load_status(Uncached).source == "phase"
+
+
+@pytest.mark.anyio
+async def test_aload_with_a_ttl_of_zero_asks_phase_even_when_the_secrets_are_cached(
+    phase: Phase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    phase.set("DB_HOST", "db")
+    cache_clock(monkeypatch, seed=4)
+    Cached = settings_class(phase, phase_cache_ttl=TTL)
+    Uncached = settings_class(phase, phase_cache_ttl=0)
+    await aload(Cached)
+    for n in range(2, 4):
+        assert (await aload(Uncached)).db_host == "db"
+        asked = phase.gets()
+        assert asked == n
+
+
+def test_a_load_with_a_ttl_of_zero_caches_nothing_for_other_classes(
+    phase: Phase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    phase.set("DB_HOST", "db")
+    cache_clock(monkeypatch, seed=5)  # the clock stands still: nothing expires by itself
+    Uncached = settings_class(phase, phase_cache_ttl=0)
+    Cached = settings_class(phase, phase_cache_ttl=TTL)
+    Uncached()
+    assert Cached().db_host == "db"
+    asked = phase.gets()
+    assert asked == 2
+    assert load_status(Cached).source == "phase"
 
 
 def test_after_an_outage_loads_back_off_one_second_doubling_to_five_minutes(

@@ -236,6 +236,61 @@ def test_post_is_not_retried_after_reaching_the_server(phase: Phase) -> None:
     assert len(phase.fake.requests) == 1
 
 
+def test_post_whose_connection_dies_after_sending_is_not_retried(phase: Phase) -> None:
+    # The server read the request and closed without answering: it may have created the
+    # secret, so sending it again could create it twice.
+    phase.fake.fail_next(None, drop=True, times=3)
+    sleeps: list[float] = []
+    with PhaseClient(phase.token, phase.url, sleep=sleeps.append, rng=random.Random(1)) as c:
+        with pytest.raises(PhaseConnectionError):
+            c.create_secrets(phase.app_id, "development", [{"key": "K", "value": "v"}])
+    assert [r.method for r in phase.fake.requests] == ["POST"]
+    assert sleeps == []
+
+
+def test_post_is_retried_when_it_never_reached_the_server(phase: Phase) -> None:
+    # Nothing listens on the port: the connection is refused, so the secret was surely not
+    # created and sending it again is safe.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    sleeps: list[float] = []
+    url = f"http://127.0.0.1:{port}"
+    with PhaseClient(phase.token, url, sleep=sleeps.append, rng=random.Random(1)) as c:
+        with pytest.raises(PhaseConnectionError):
+            c.create_secrets(phase.app_id, "development", [{"key": "K", "value": "v"}])
+    assert len(sleeps) == 2  # three attempts (the default), two waits between them
+
+
+def test_post_is_retried_after_a_429(phase: Phase) -> None:
+    phase.fake.fail_next(429, headers={"Retry-After": "2"})
+    sleeps: list[float] = []
+    with PhaseClient(phase.token, phase.url, sleep=sleeps.append, rng=random.Random(1)) as c:
+        [created] = c.create_secrets(phase.app_id, "development", [{"key": "K", "value": "v"}])
+    assert created.key == "K"
+    assert [r.method for r in phase.fake.requests] == ["POST", "POST"]
+    assert sleeps == [2.0]
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_the_retried_server_errors(phase: Phase, status: int) -> None:
+    phase.set("K", "v")
+    phase.fake.fail_next(status)
+    with PhaseClient(phase.token, phase.url, sleep=lambda s: None) as c:
+        assert [s.key for s in c.list_secrets(phase.app_id, "development")] == ["K"]
+    assert len(phase.fake.requests) == 2
+
+
+@pytest.mark.parametrize("status", [501, 505, 507])
+def test_other_server_errors_are_not_retried(phase: Phase, status: int) -> None:
+    phase.fake.fail_next(status, times=3)
+    with PhaseClient(phase.token, phase.url, sleep=lambda s: None) as c:
+        with pytest.raises(PhaseServerError) as info:
+            c.list_secrets(phase.app_id, "development")
+    assert info.value.status == status
+    assert len(phase.fake.requests) == 1
+
+
 def test_other_4xx_is_a_request_error_not_retried(phase: Phase) -> None:
     phase.fake.fail_next(413, body=json.dumps({"error": "Too big"}))
     with PhaseClient(phase.token, phase.url) as c, pytest.raises(PhaseRequestError) as info:

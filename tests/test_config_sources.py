@@ -40,6 +40,22 @@ def settings_class(**config: Any) -> type[Fields]:
     return Settings
 
 
+# --- defaults -------------------------------------------------------------------------------------
+
+
+def test_without_env_or_path_the_development_root_folder_is_loaded(phase: Phase) -> None:
+    phase.set("DB_HOST", "dev-db")
+    phase.set("WORKER_COUNT", "deep", path="/backend")
+    phase.set("DB_HOST", "prod-db", env="production")
+    config = phase.config()
+    del config["phase_env"]
+    loaded = settings_class(**config)()
+    assert (loaded.db_host, loaded.worker_count) == ("dev-db", "unset")
+    [request] = phase.fake.requests
+    assert request.query["env"] == "Development"
+    assert request.query["path"] == "/"
+
+
 # --- PHASE_TOKEN ----------------------------------------------------------------------------------
 
 
@@ -118,6 +134,16 @@ def test_phase_tags_in_the_environment_filter_the_secrets(
     both = Settings()
     assert (both.db_host, both.worker_count) == ("db", "4")
     assert tagged.fake.requests[-1].query["tags"] == "worker,backend"
+
+
+def test_phase_tags_in_the_environment_filter_the_secrets_of_aload(
+    tagged: Phase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Settings = settings_class(**tagged.config(phase_cache_ttl=0))
+    monkeypatch.setenv("PHASE_TAGS", "backend")
+    only_backend = asyncio.run(aload(Settings))
+    assert (only_backend.db_host, only_backend.worker_count) == ("db", "unset")
+    assert tagged.fake.requests[-1].query["tags"] == "backend"
 
 
 def test_phase_tags_beat_model_config(tagged: Phase, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -219,3 +219,32 @@ def test_a_load_of_no_folder_only_opens_the_environment_keys_for_a_write() -> No
     assert load.env_keys is not None
     assert load.env_keys.public_key_hex == vectors()["user"]["expected"]["env_public_key_hex"]
     assert len(server.sent) == 1
+
+
+def test_dynamic_secret_items_in_a_reply_are_skipped() -> None:
+    # Phase mixes dynamic secrets into the list with another shape (name, keyMap, lease; no
+    # key nor value): the load returns the static secrets as if they were not there.
+    server = Recorded()
+    (plain,) = run(new_load(APP_A, "production"), server)
+    env = server.sent[1].headers["Environment"]
+    dynamic = {
+        "id": "5d1c7a4e-0000-4000-8000-000000000001",
+        "name": "aws-creds",
+        "type": "dynamic",
+        "description": "",
+        "environment": env,
+        "folder": None,
+        "path": "/",
+        "default_ttl": 3600,
+        "max_ttl": 86400,
+        "provider": "aws",
+        "key_map": [{"id": "k1", "key_name": "USERNAME", "key_digest": "d1"}],
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
+        "deleted_at": None,
+        "lease": {"credentials": [{"key": "USERNAME", "value": "AKIA-sekrit"}]},
+    }
+    server.folders[env] = [*server.folders[env], dynamic]
+    (with_dynamic,) = run(new_load(APP_A, "production"), server)
+    assert _fields(with_dynamic) == _fields(plain)
+    assert [(s.key, s.value) for s in with_dynamic] == [("DB_HOST", "db.prod.internal")]

@@ -25,7 +25,7 @@ from tests._subprocesses import PYTHON, ROOT, clean_env, free_port, run
 
 EXAMPLES = ROOT / "examples"
 WALKTHROUGH_TIMEOUT = 90.0  # seconds for an example to check its settings and serve
-STOP_TIMEOUT = 20.0  # seconds for Ctrl-C to stop the example, its server and its fake
+STOP_TIMEOUT = 60.0  # seconds for Ctrl-C to stop the example, its server and its fake
 
 
 def readme(example: str) -> str:
@@ -267,8 +267,23 @@ def test_make_demo_shows_loads_check_rotation_and_both_fallbacks(tmp_path: Path)
         r"Phase has been unreachable since \d\d:\d\d:\d\d UTC",
         out,
     ), out
-    # the startup fallback: Phase down when a process starts -> the exported .env, said so
-    assert "wrote 10 secret(s) to .env (mode 0600)" in out
+    # Phase down when a process starts: the snapshot, fresh (a cache), then after its TTL
+    assert (
+        "the snapshot is younger than phase_cache_ttl, so it served Settings() without asking "
+        "Phase (load_status: source='cache'); max_connections = 150"
+    ) in out
+    assert re.search(
+        r"WARNING phase_settings.*Phase is unavailable .*serving the on-disk snapshot's values "
+        r"of LaterStart, \d+ s old",
+        out,
+    ), out
+    assert (
+        "booted from the encrypted snapshot (load_status: source='snapshot'); max_connections = 150"
+    ) in out
+    assert re.search(r"phase-snapshot/ \(mode 700\): \d+ files named by keyed hashes", out)
+    # the startup fallback without a snapshot: the exported .env, said so
+    assert "$ phase-settings export --for settings:Settings --output .env" in out
+    assert "wrote 9 secret(s) to .env (mode 0600)" in out  # DB_HOST: read by no field
     assert re.search(r"WARNING phase_settings.*Phase is unavailable .*falls back to \.env", out)
     assert (
         "Phase could not be reached at startup, so Settings() read the .env file "

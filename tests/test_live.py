@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import os
@@ -11,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from pydantic import SecretStr, ValidationError
 
@@ -23,7 +23,12 @@ from phase_settings import (
     load_status,
 )
 
+from . import _modes
 from .conftest import Phase
+
+# Every test here runs over REST and over the end-to-end-encrypted API.
+phase_mode = _modes.phase_mode
+REQUESTS_PER_LOAD = _modes.REQUESTS_PER_LOAD
 
 
 def make_settings(phase: Phase, **config: Any) -> type[PhaseSettings]:
@@ -205,63 +210,108 @@ def test_a_started_instance_restarts_its_thread_in_a_forked_child(live_phase: Ph
         live.stop()
 
 
-def test_aload_shares_one_request_among_a_thousand_tasks(live_phase: Phase) -> None:
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Every async test runs under asyncio and under trio."""
+    return str(request.param)
+
+
+@pytest.mark.anyio
+async def test_aload_shares_one_request_among_a_thousand_tasks(
+    live_phase: Phase, phase_mode: str
+) -> None:
     Settings = make_settings(live_phase)
     live_phase.fake.fail_next(None, delay=0.2)  # keep the first request in flight
+    results: list[Any] = []
 
-    async def main() -> list[Any]:
-        return await asyncio.gather(*(aload(Settings) for _ in range(1000)))
+    async def one() -> None:
+        results.append(await aload(Settings))
 
-    results = asyncio.run(main())
+    async with anyio.create_task_group() as tasks:
+        for _ in range(1000):
+            tasks.start_soon(one)
+    assert len(results) == 1000
     assert {r.api_key.get_secret_value() for r in results} == {"key-1"}
-    assert live_phase.gets() == 1
+    assert live_phase.gets() == REQUESTS_PER_LOAD[phase_mode]
     assert load_status(Settings).source in ("phase", "cache")
 
 
-def test_aload_never_blocks_the_event_loop(live_phase: Phase, tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_aload_never_blocks_the_event_loop(
+    live_phase: Phase, tmp_path: Path, phase_mode: str
+) -> None:
+    """The reply is held back 0.5 s after the request reached the server. A fetch that blocked
+    the loop would leave no turn to the ticker in that window; a fetch that awaits leaves it
+    many (one is asked for: no speed is assumed beyond one loop turn in half a second)."""
     (tmp_path / ".env").write_text("WORKERS=4\n")
     Settings = make_settings(live_phase, env_file=".env", phase_cache_ttl=0)
-    live_phase.fake.fail_next(None, delay=0.3)
-    slow: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if "Executing" in record.getMessage():
-                slow.append(record.getMessage())
-
-    handler = Collect()
-    logging.getLogger("asyncio").addHandler(handler)
-    ticks = 0
+    live_phase.fake.fail_next(None, delay=0.5)
+    turns_while_in_flight = 0
+    done = False
 
     async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0.01)
+        nonlocal turns_while_in_flight
+        while not done:
+            if live_phase.fake.requests:  # the request reached the server, no reply yet
+                turns_while_in_flight += 1
+            await anyio.sleep(0.01)
 
-    async def main() -> Any:
-        asyncio.get_running_loop().slow_callback_duration = 0.05
-        task = asyncio.create_task(ticker())
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(ticker)
         result = await aload(Settings)
-        task.cancel()
-        return result
-
-    try:
-        result = asyncio.run(main(), debug=True)
-    finally:
-        logging.getLogger("asyncio").removeHandler(handler)
+        done = True
     assert result.api_key.get_secret_value() == "key-1"
-    assert slow == []
-    assert ticks >= 10  # the loop kept turning while the request was in flight
-    assert live_phase.gets() == 1
+    assert result.workers == 2  # type: ignore[attr-defined]
+    assert turns_while_in_flight >= 1
+    assert live_phase.gets() == REQUESTS_PER_LOAD[phase_mode]
 
 
-def test_arefresh(live_phase: Phase) -> None:
+def test_a_blocking_fetch_is_caught_by_the_event_loop_check(live_phase: Phase) -> None:
+    """The check above fails when the fetch blocks the loop: a synchronous load in the loop
+    thread leaves the ticker no turn while the request is in flight."""
+    Settings = make_settings(live_phase, phase_cache_ttl=0)
+    live_phase.fake.fail_next(None, delay=0.5)
+    turns_while_in_flight = 0
+    done = False
+
+    async def ticker() -> None:
+        nonlocal turns_while_in_flight
+        while not done:
+            if live_phase.fake.requests:
+                turns_while_in_flight += 1
+            await anyio.sleep(0.01)
+
+    async def main() -> None:
+        nonlocal done
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(ticker)
+            await anyio.sleep(0.05)  # the ticker has started
+            Settings()  # blocks the loop for the whole request
+            done = True
+
+    anyio.run(main)
+    assert turns_while_in_flight == 0
+
+
+@pytest.mark.anyio
+async def test_arefresh(live_phase: Phase) -> None:
     live = LiveSettings(make_settings(live_phase))
     live_phase.set("WORKERS", "7")
-    assert asyncio.run(live.arefresh()) == frozenset({"workers"})
+    assert await live.arefresh() == frozenset({"workers"})
     assert live.current.workers == 7  # type: ignore[attr-defined]
-    assert asyncio.run(live.arefresh()) == frozenset()
+    assert await live.arefresh() == frozenset()
+    assert live.status.source == "phase"
+
+
+@pytest.mark.anyio
+async def test_arefresh_during_an_outage_keeps_the_instance_and_raises(live_phase: Phase) -> None:
+    live = LiveSettings(make_settings(live_phase, phase_deadline=1.0, phase_max_attempts=1))
+    before = live.current
+    live_phase.fake.fail_next(503, times=1)
+    with pytest.raises(PhaseServerError):
+        await live.arefresh()
+    assert live.current is before
+    assert "PhaseServerError" in str(live.status.last_error)
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc")
@@ -292,7 +342,8 @@ def test_t16_resources_stay_flat_over_2000_refresh_cycles(live_phase: Phase) -> 
     )
     assert changes == 2000
     assert all(abs(fds - fds0) <= 2 for fds, _, _ in samples) and abs(fds1 - fds0) <= 2
-    assert threads1 == threads0
+    # never more threads (idle worker threads that earlier async tests left may exit meanwhile)
+    assert all(threads <= threads0 for _, threads, _ in samples) and threads1 <= threads0
     assert rss1 - rss0 < 5_000_000
 
 
@@ -324,3 +375,48 @@ def test_an_outage_is_not_retried_on_every_load(live_phase: Phase, tmp_path: Pat
     live_phase.set("WORKERS", "5")
     assert _eventually(lambda: Settings().workers == 5, 3.0)  # type: ignore[attr-defined]
     assert load_status(Settings).source in ("phase", "cache")
+
+
+@pytest.mark.anyio
+async def test_aload_with_an_injected_client_shares_one_request(
+    live_phase: Phase, phase_mode: str
+) -> None:
+    """The async cache path itself (single-flight, worker threads) under asyncio and trio,
+    with a synchronous injected client run off the loop."""
+    from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+    from phase_settings import PhaseClient, PhaseSettingsSource
+
+    client = PhaseClient(
+        live_phase.token, host="http://127.0.0.1", transport=live_phase.fake.transport()
+    )
+
+    class Injected(PhaseSettings):
+        api_key: SecretStr
+        workers: int = 1
+
+        @classmethod
+        def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], *args: Any, **kwargs: Any
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (
+                PhaseSettingsSource(
+                    settings_cls, app_id=live_phase.app_id, env="development", client=client
+                ),
+            )
+
+    live_phase.fake.fail_next(None, delay=0.2)
+    results: list[Any] = []
+
+    async def one() -> None:
+        results.append(await aload(Injected))
+
+    try:
+        async with anyio.create_task_group() as tasks:
+            for _ in range(50):
+                tasks.start_soon(one)
+    finally:
+        client.close()
+    assert {r.workers for r in results} == {2} and len(results) == 50
+    gets = sum(1 for r in live_phase.fake.requests if r.method == "GET")
+    assert gets == REQUESTS_PER_LOAD[phase_mode]

@@ -125,6 +125,19 @@ def test_the_interval_defaults_to_the_cache_ttl(
     assert all(36.0 <= wait <= 44.0 for wait in waits)
 
 
+def test_start_without_an_interval_is_refused_when_the_cache_ttl_is_zero(phase: Phase) -> None:
+    # With no cache there is no TTL to refresh by: the error says to give an interval because
+    # the TTL is 0 (not a confusing "an interval of at least 1 s, got 0").
+    phase.set("DB_HOST", "db")
+    live = LiveSettings(settings_class(phase, phase_cache_ttl=0))
+    try:
+        with pytest.raises(ValueError, match=r"needs an interval when phase_cache_ttl is 0"):
+            live.start()
+        assert repr(live).endswith("running=False)")
+    finally:
+        live.stop()
+
+
 def test_failed_refreshes_back_off_from_one_second_doubling_to_five_minutes(
     phase: Phase, monkeypatch: pytest.MonkeyPatch
 ) -> None:

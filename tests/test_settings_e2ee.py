@@ -12,7 +12,13 @@ import pytest
 from pydantic import SecretStr
 
 import phase_settings
-from phase_settings import PhaseSettings, PhaseSettingsConfigDict, aload, load_status
+from phase_settings import (
+    PhaseSettings,
+    PhaseSettingsConfigDict,
+    PhaseSSEDisabledError,
+    aload,
+    load_status,
+)
 from phase_settings._e2ee_switch import reset
 from phase_settings.testing import FakePhase
 
@@ -102,3 +108,16 @@ def test_aload_in_auto_mode(sealed: tuple[FakePhase, dict[str, Any]]) -> None:
 
     check(anyio.run(main, backend="asyncio"))  # aload runs on asyncio
     assert routes(fake) == ["rest", "tokens", "secrets"]
+
+
+def test_phase_mode_in_model_config_picks_the_api(
+    sealed: tuple[FakePhase, dict[str, Any]],
+) -> None:
+    """Two classes with the same token and host but different modes get different clients."""
+    fake, config = sealed
+    check(make_settings({**config, "phase_mode": "e2ee"})())
+    assert routes(fake) == ["tokens", "secrets"]
+    phase_settings.clear_cache()
+    with pytest.raises(PhaseSSEDisabledError, match="pss_ token"):
+        make_settings({**config, "phase_mode": "sse", "phase_fallback": "raise"})()
+    assert routes(fake)[2:] == ["rest"]

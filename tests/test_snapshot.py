@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -165,9 +166,7 @@ def test_key_is_derived_from_the_parts_the_server_never_sees() -> None:
     assert derive_keys(TOKEN, 2).seal != keys.seal
 
 
-@pytest.mark.parametrize(
-    "build", [SnapshotStore, snapshot_module.shared_store, lambda f, t: derive_keys(t, 1)]
-)
+@pytest.mark.parametrize("build", [SnapshotStore, lambda f, t: derive_keys(t, 1)])
 def test_a_malformed_token_is_a_config_error_without_the_token(
     folder: Path, build: Callable[[Path, str], object]
 ) -> None:
@@ -479,22 +478,30 @@ def test_pynacl_is_not_imported_until_a_store_is_used() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_a_shared_store_checks_its_folder_once_per_process(
+def test_the_runtime_checks_a_folder_once_per_process(
     folder: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from phase_settings import clear_cache
+    from phase_settings._config import resolve_config
+    from phase_settings._runtime import runtime
+
+    def config(token: str = TOKEN, **more: object) -> Any:
+        settings = {"phase_token": token, "phase_app_id": "app", "phase_snapshot_dir": folder}
+        return resolve_config({**settings, **more}, {}, environ={})
+
     folder.mkdir(mode=0o755)
-    snapshot_module.clear_stores()
+    clear_cache()
     try:
-        first = snapshot_module.shared_store(folder, TOKEN)
-        assert snapshot_module.shared_store(str(folder), SecretStr(TOKEN)) is first
-        assert snapshot_module.shared_store(folder, OTHER_TOKEN) is not first
-        assert snapshot_module.shared_store(folder, TOKEN, max_age=60) is not first
-        assert not first.enabled
+        first = runtime.store_for(config())
+        assert runtime.store_for(config()) is first
+        assert runtime.store_for(config(OTHER_TOKEN)) is not first
+        assert runtime.store_for(config(phase_snapshot_max_age=60)) is not first
+        assert runtime.store_for(config(phase_snapshot_dir=None)) is None
         assert len(warnings_of(caplog)) == 3  # one per store, not one per load
-        snapshot_module.clear_stores()
-        assert snapshot_module.shared_store(folder, TOKEN) is not first
+        clear_cache()
+        assert runtime.store_for(config()) is not first
     finally:
-        snapshot_module.clear_stores()
+        clear_cache()
 
 
 def test_a_naive_fetch_time_is_refused(make_store: Callable[..., SnapshotStore]) -> None:

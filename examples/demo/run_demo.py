@@ -3,8 +3,9 @@
 No Phase account needed: the fake follows Phase's REST contract (status codes, camelCase
 fields, server-side reference resolution), so the loads below are the production code path.
 It shows, in order: a load per environment (and the cache), the `phase-settings check` report,
-a rotation, writing a `.env` fallback file, a refresh while Phase is down, and a process that
-starts while Phase is down. It runs in a temporary folder, so no `.env` of yours is read.
+a rotation, writing a `.env` fallback file, a refresh while Phase is down, and processes that
+start while Phase is down: from the encrypted on-disk snapshot, then (without one) from `.env`.
+It runs in a temporary folder, so no `.env` of yours is read.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -27,6 +28,7 @@ from settings import Settings  # noqa: E402
 
 from phase_settings import (  # noqa: E402
     LiveSettings,
+    PhaseSettingsConfigDict,
     PhaseUnavailableError,
     clear_cache,
     load_status,
@@ -100,6 +102,9 @@ def main() -> int:
         with fake.serve() as url:
             # What a deployment sets; the code of Settings stays the same everywhere.
             os.environ.update(PHASE_HOST=url, PHASE_APP_ID=app_id, PHASE_SERVICE_TOKEN=token)
+            # A folder for the encrypted on-disk snapshot: what a process started during an
+            # outage boots from (a volume or emptyDir in a container).
+            os.environ["PHASE_SNAPSHOT_DIR"] = str(Path(folder) / "phase-snapshot")
             load_each_environment(fake, app_id)
 
             heading("where each field comes from: the `check` report (a CI or deploy step)")
@@ -120,11 +125,10 @@ def main() -> int:
                 f"{live.current.max_connections}"
             )
 
-            heading("a fallback file: `export` writes production's secrets to .env (mode 0600)")
-            # TODO(issue #12): `export --for settings:Settings` writes only the keys the class
-            # reads; until then the file holds every key (DB_HOST too), which is why the demo's
-            # Settings ignores extra keys in .env.
-            command("export", "--path", "/,/backend", "--output", ".env")
+            heading(
+                "a fallback file: `export --for` writes what Settings reads to .env (mode 0600)"
+            )
+            command("export", "--for", "settings:Settings", "--output", ".env")
 
         heading("Phase goes down: a refresh fails and the current values stay")
         try:
@@ -141,13 +145,47 @@ def main() -> int:
                 f"{clock(status.stale_since)}"
             )
 
-        heading("a process starts while Phase is down: Settings() falls back to .env")
+        # --- SNAPSHOT STEP (issue #12) ---------------------------------------------------------
+        heading("a process starts while Phase is down: it boots from the on-disk snapshot")
+        clear_cache()  # a new process: nothing in memory
+        settings = Settings()
+        status = load_status(Settings)
+        print(
+            f"  the snapshot is younger than phase_cache_ttl, so it served Settings() without "
+            f"asking Phase (load_status: source={status.source!r}); max_connections = "
+            f"{settings.max_connections}"
+        )
+
+        class LaterStart(Settings):
+            """The same settings in a process started after the snapshot's TTL: Phase is
+            asked first (a TTL of 1 s here, so the demo need not wait 5 minutes)."""
+
+            model_config = PhaseSettingsConfigDict(phase_cache_ttl=1.0)
+
+        fetched_at = live.status.fetched_at
+        assert fetched_at is not None
+        age = (datetime.now(UTC) - fetched_at).total_seconds()
+        time.sleep(min(1.1, max(0.0, 1.1 - age)))  # until the snapshot is older than 1 s
+        clear_cache()
+        settings = LaterStart()
+        status = load_status(LaterStart)
+        print(
+            f"  a process started after the TTL: Phase could not be reached, so it booted from "
+            f"the encrypted snapshot (load_status: source={status.source!r}); max_connections "
+            f"= {settings.max_connections}"
+        )
+        snapshot_dir = Path(os.environ["PHASE_SNAPSHOT_DIR"])
+        names = sorted(p.name for p in snapshot_dir.iterdir())
+        print(
+            f"  {snapshot_dir.name}/ (mode {snapshot_dir.stat().st_mode & 0o777:o}): "
+            f"{len(names)} files named by keyed hashes, e.g. {names[0][:16]}…; sealed with "
+            f"XChaCha20-Poly1305, no value readable on disk"
+        )
+        # ----------------------------------------------------------------------------------------
+
+        heading("without a snapshot folder, a process started during the outage reads .env")
+        del os.environ["PHASE_SNAPSHOT_DIR"]
         clear_cache()  # a new process: no values fetched earlier in this one to fall back on
-        # --- SNAPSHOT STEP (issue #12, not built yet) ----------------------------------------
-        # With `phase_snapshot_dir` set, this start is served first from the encrypted snapshot
-        # of the last good values (load_status: "snapshot", one WARNING naming its age), and
-        # only without one from .env. The step showing that goes here once the snapshot lands.
-        # --------------------------------------------------------------------------------------
         settings = Settings()
         status = load_status(Settings)
         print(

@@ -25,8 +25,7 @@ import httpx
 import pytest
 
 import phase_settings
-import phase_settings._cache
-import phase_settings._source
+import phase_settings._runtime
 from phase_settings import LiveSettings, load_status
 
 from .conftest import (
@@ -156,9 +155,9 @@ def test_fork_cycles_share_no_connection_and_never_hang(
         release = threading.Event()
         if mode in ("cache lock held", "clients lock held"):
             lock = (
-                phase_settings._cache.process_cache._lock
+                phase_settings._runtime.runtime.cache._lock
                 if mode == "cache lock held"
-                else phase_settings._source._clients_lock
+                else phase_settings._runtime.runtime._lock
             )
             held = threading.Event()
             helper = threading.Thread(target=_hold, args=(lock, held, release), daemon=True)

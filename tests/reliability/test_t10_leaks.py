@@ -29,6 +29,7 @@ import pytest
 from pydantic import SecretStr
 
 import phase_settings
+import phase_settings._runtime
 from phase_settings import (
     LiveSettings,
     PhaseClient,
@@ -204,12 +205,14 @@ def test_successful_load_and_every_repr(sweep: Sweep) -> None:
     assert settings.password.get_secret_value() == V_PASSWORD
     sweep.add("model_dump_json", settings.model_dump_json())
     sweep.add("model_dump", str(settings.model_dump()))
-    sweep.objects("load", settings, load_status(Settings), PhaseSettingsSource(Settings))
-    sweep.objects("clients", *phase_settings._source._clients.values())
+    source = PhaseSettingsSource(Settings)
+    source()
+    sweep.objects("load", settings, load_status(Settings), source)
+    sweep.objects("result", source.result)
+    sweep.objects("clients", *phase_settings._runtime.runtime.pooled_clients())
     with PhaseClient(sweep.token, sweep.url) as client:
         secrets = client.list_secrets(sweep.app_id, "development")
         sweep.objects("client", client, *secrets)
-    sweep.objects("report", phase_settings._source.last_report())
     sweep.check()
 
 
@@ -420,7 +423,7 @@ def test_e2ee_loads_writes_and_failures_show_no_key_material(sweep: Sweep) -> No
     settings = Settings()
     assert settings.api_key.get_secret_value() == V_API
     sweep.objects("e2ee load", settings, load_status(Settings))
-    sweep.objects("clients", *phase_settings._source._clients.values())
+    sweep.objects("clients", *phase_settings._runtime.runtime.pooled_clients())
 
     with PhaseClient(sweep.token, sweep.url, mode="e2ee") as client:
         secrets = client.list_secrets(app, "development")

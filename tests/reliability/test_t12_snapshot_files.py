@@ -1,8 +1,8 @@
 """T12 at the level of the snapshot store: file modes, crash injection, tampering, foreign
 folders, racing writers and plaintext on disk.
 
-The cold start from a snapshot with Phase down needs the loader (not wired yet); what is here is
-everything the store itself promises.
+The cold start of a new process from a snapshot while Phase is down is
+``test_t12_snapshot_boot.py``; what is here is everything the store itself promises.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """T17 at the level of the snapshot store: the processes of one host sharing one folder.
 
-The loader is not wired to the store yet, so the "fetch" here is the protocol the loader will
-follow (read; on a miss take the key's lock, read again, fetch if still needed, write, unlock)
-with the fetch counted in a file every process appends to. What is measured is the store's part
-of the promise: exactly one holder at a time, one fetch for 8 processes x 16 threads, a killed
-holder never blocks the others past their wait budget, and a forked child never holds (nor
-releases) its parent's lock.
+The "fetch" here is the protocol the loader follows (read; on a miss take the key's lock, read
+again, fetch if still needed, write, unlock) with the fetch counted in a file every process
+appends to, so that the store's part of the promise is measured on its own: exactly one holder
+at a time, one fetch for 8 processes x 16 threads, a killed holder never blocks the others past
+their wait budget, and a forked child never holds (nor releases) its parent's lock. The same
+promises through the loader, against the loopback fake: ``test_t17_snapshot_processes.py``.
 """
 
 from __future__ import annotations
