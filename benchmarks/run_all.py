@@ -11,6 +11,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["bench_reload.py", "bench_process_start.py", "bench_scale.py", "bench_requests.py"]
 SCRIPTS += ["bench_snapshot.py"]
+SCRIPTS += ["bench_e2ee.py"]
 
 
 def main() -> int:

@@ -11,6 +11,7 @@ from typing import Any, Self, TypeVar
 import anyio
 import httpx
 
+from ._config import Mode
 from ._deadline import deadline_scope
 from ._driver import DeadlineArg, Driver
 from ._errors import PhaseConfigError, ascrubbed, scrubbed
@@ -42,6 +43,7 @@ class AsyncPhaseClient(Driver):
         allow_http: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        mode: Mode | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         rng: Random | None = None,
@@ -55,6 +57,7 @@ class AsyncPhaseClient(Driver):
             verify_ssl=verify_ssl,
             allow_http=allow_http,
             max_response_bytes=max_response_bytes,
+            mode=mode,
         )
         self._setup(options, transport, clock, rng)
         self._asleep = sleep or anyio.sleep
@@ -134,13 +137,13 @@ class AsyncPhaseClient(Driver):
                 ) as response:
                     stage = "body"
                     status = response.status_code
-                    body = self._core.body(response.status_code, response.headers)
+                    body = self._core.body(response.status_code, response.headers, send)
                     if not body.too_large:
                         async for chunk in response.aiter_bytes():
                             if not body.add(chunk):
                                 break
         except (httpx.HTTPError, OSError, PhaseConfigError) as exc:
-            return self._core.failure(exc, stage, send.deadline, status=status)
+            return self._core.failure(exc, stage, send.deadline, status=status, send=send)
         return body.outcome()
 
     @ascrubbed

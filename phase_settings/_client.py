@@ -1,4 +1,4 @@
-"""``PhaseClient`` and ``AsyncPhaseClient``: Phase's public REST API with retries under a deadline.
+"""``PhaseClient`` and ``AsyncPhaseClient``: Phase's APIs with retries under a deadline.
 
 Both are thin drivers of the sans-IO core in :mod:`._protocol`: it says what to send, how to
 read each reply and how long to wait; a driver sends over its httpx client and sleeps (the
@@ -18,6 +18,7 @@ from typing import Any, Self, TypeVar
 import httpx
 
 from ._async_client import AsyncPhaseClient
+from ._config import Mode
 from ._deadline import deadline_scope
 from ._driver import DeadlineArg, Driver
 from ._errors import PhaseConfigError, scrubbed
@@ -33,7 +34,8 @@ __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AsyncPhaseClient", "ClientOptions", "P
 
 
 class PhaseClient(Driver):
-    """Synchronous client of Phase's public REST API.
+    """Synchronous client of Phase: the REST API, and the end-to-end-encrypted API for apps
+    without server-side encryption (values decrypted on the client).
 
     Args:
         token: a Phase token (``pss_service:v2:…``, ``pss_user:v1:…`` or the console's REST
@@ -46,10 +48,15 @@ class PhaseClient(Driver):
         allow_http: allow plain ``http://`` to a host that is not loopback.
         transport: an ``httpx.BaseTransport`` to use instead of the network (tests).
         max_response_bytes: a larger reply is refused before it is parsed.
+        mode: ``"auto"`` (REST, and for an app without SSE the end-to-end-encrypted API,
+            decrypting on the client), ``"sse"`` (REST only) or ``"e2ee"`` (the
+            end-to-end-encrypted API only; needs a ``pss_`` token with key parts); default
+            ``PHASE_MODE``, else ``"auto"``.
         clock, sleep, rng: injectable time and randomness (tests).
 
     Raises:
-        PhaseConfigError: no token, a malformed token, or a refused host.
+        PhaseConfigError: no token, a malformed token, a refused host, or ``mode="e2ee"``
+            with a token without key parts.
     """
 
     @scrubbed()
@@ -65,6 +72,7 @@ class PhaseClient(Driver):
         allow_http: bool = False,
         transport: httpx.BaseTransport | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        mode: Mode | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
         rng: Random | None = None,
@@ -78,6 +86,7 @@ class PhaseClient(Driver):
             verify_ssl=verify_ssl,
             allow_http=allow_http,
             max_response_bytes=max_response_bytes,
+            mode=mode,
         )
         self._setup(options, transport, clock, rng)
         self._sleep = sleep or time.sleep
@@ -156,13 +165,13 @@ class PhaseClient(Driver):
             ):
                 stage = "body"
                 status = response.status_code
-                body = self._core.body(response.status_code, response.headers)
+                body = self._core.body(response.status_code, response.headers, send)
                 if not body.too_large:
                     for chunk in response.iter_bytes():
                         if not body.add(chunk):
                             break
         except (httpx.HTTPError, OSError, PhaseConfigError) as exc:
-            return self._core.failure(exc, stage, send.deadline, status=status)
+            return self._core.failure(exc, stage, send.deadline, status=status, send=send)
         return body.outcome()
 
     # -- the REST API: each call is one plan of the API layer, run by _run -------------------

@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 Fallback = Literal["dotenv", "stale", "raise"]
+Mode = Literal["auto", "sse", "e2ee"]
+MODES: tuple[str, ...] = ("auto", "sse", "e2ee")
 PathSetting = str | Sequence[str] | None
 
 
@@ -73,6 +75,7 @@ class PhaseSettingsConfigDict(SettingsConfigDict, total=False):
     phase_max_response_bytes: int
     phase_snapshot_dir: str | os.PathLike[str] | None
     phase_snapshot_max_age: float
+    phase_mode: Mode
 
 
 class Setting(NamedTuple):
@@ -103,6 +106,7 @@ SETTINGS: dict[str, Setting] = {
     "phase_max_response_bytes": Setting((), 32 * 1024 * 1024),
     "phase_snapshot_dir": Setting(("PHASE_SNAPSHOT_DIR",), None),
     "phase_snapshot_max_age": Setting((), 7 * 24 * 3600.0),
+    "phase_mode": Setting(("PHASE_MODE",), "auto"),
 }
 
 # key -> environment names, first wins
@@ -162,6 +166,7 @@ class ResolvedConfig(NamedTuple):
     snapshot_max_age: float  # seconds: an older snapshot is never served
     env_files: tuple[Path, ...]
     token_origin: str  # where the token came from, for messages (never the token)
+    mode: Mode = "auto"  # "sse": REST only; "e2ee": the end-to-end-encrypted API; "auto": both
 
     def __repr__(self) -> str:
         token = "None" if self.token is None else "SecretStr('**********')"
@@ -296,6 +301,21 @@ def _parse_tags(value: Any) -> tuple[str, ...]:
     return tuple(t.strip() for t in items if str(t).strip())
 
 
+def parse_mode(value: Any, origin: str = "phase_mode") -> Mode:
+    """``phase_mode`` / ``PHASE_MODE``: ``auto``, ``sse`` or ``e2ee`` (case-insensitive).
+
+    Raises:
+        PhaseConfigError: any other value.
+    """
+    if not isinstance(value, str) or value.strip().lower() not in MODES:
+        raise PhaseConfigError(
+            f"{origin} must be 'auto' (REST, and the end-to-end-encrypted API for an app "
+            "without SSE), 'sse' (REST only) or 'e2ee' (the end-to-end-encrypted API only)"
+        )
+    mode = value.strip().lower()
+    return "sse" if mode == "sse" else "e2ee" if mode == "e2ee" else "auto"
+
+
 def _snapshot_dir(value: Any) -> Path | None:
     if value is not None and not isinstance(value, str | os.PathLike):
         raise PhaseConfigError("phase_snapshot_dir must be a folder path")
@@ -405,4 +425,5 @@ def resolve_config(
         ),
         env_files=env_files,
         token_origin=origins["phase_token"],
+        mode=parse_mode(lookup("phase_mode"), origins.get("phase_mode", "phase_mode")),
     )

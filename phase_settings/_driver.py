@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from random import Random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -15,6 +15,9 @@ from ._deadline import Deadline
 from ._errors import PhaseConfigError
 from ._options import ClientOptions
 from ._protocol import Protocol
+
+if TYPE_CHECKING:
+    from ._e2ee_plans import AutoApi, E2EEApi
 
 __all__ = ["DeadlineArg", "Driver"]
 
@@ -44,7 +47,14 @@ class Driver:
         self.token_type = options.token_type
         self.token_fingerprint = options.token_fingerprint
         self._core = Protocol(options, clock, rng)
-        self._api = RestApi()
+        self._api: RestApi | E2EEApi | AutoApi = RestApi()
+        if options.mode != "sse":
+            from ._e2ee_plans import (
+                api_for,
+            )  # the E2EE modules: only for clients that may need them
+
+            self._api = api_for(options)
+        self.mode = options.mode
         self._transport = transport
         self._http_client = None
         self._pid = os.getpid()

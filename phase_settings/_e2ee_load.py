@@ -59,6 +59,8 @@ class E2EELoad:
         paths: folders to read, each a ``Path``; None reads every folder.
         tags: only secrets carrying any of these tag names (as the REST API filters).
         access: the :class:`TokenAccess` of an earlier load, to skip the tokens request.
+        resolve: False reads the secrets as stored, references unresolved and not fetched
+            (what a write needs): only :meth:`unresolved` is available then.
 
     Raises (from :meth:`feed`):
         PhaseNotFoundError: the token cannot read the app or the environment (the message
@@ -78,6 +80,7 @@ class E2EELoad:
         paths: Sequence[str | None],
         tags: Sequence[str] = (),
         access: TokenAccess | None = None,
+        resolve: bool = True,
     ) -> None:
         self._host = host
         self._authorization = authorization
@@ -87,6 +90,7 @@ class E2EELoad:
         self._paths = tuple(paths)
         self._tags = tuple(tags)
         self._access = access
+        self._resolve = resolve
         self._app: AppEntry | None = None
         self._keys: EnvKeys | None = None
         self._home: dict[int, list[Secret]] = {}
@@ -129,6 +133,9 @@ class E2EELoad:
         if self._waiting:
             return [self._reference_request(fetch) for fetch in sorted(self._waiting)]
         if self._done:
+            return []
+        if not self._resolve:
+            self._done = True
             return []
         return self._next_round()
 

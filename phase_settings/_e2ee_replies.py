@@ -245,7 +245,8 @@ def _secret(raw: object, env: EnvKeys) -> Secret | None:
     if not raw.get("key") or not isinstance(raw.get("value"), str):
         raise _bad("a secret has no 'key' and 'value' strings")
     key = _decrypt(env, raw["key"], f"the key of secret {secret_id!r}")
-    value = _decrypt(env, raw["value"], f"the value of {key}")
+    # An empty field is served as is (the server encrypts an SSE app's empty value as "").
+    value = _decrypt(env, raw["value"], f"the value of {key}") if raw["value"] else ""
     comment = raw.get("comment") or ""
     if comment:
         comment = _decrypt(env, comment, f"the comment of {key}")

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from ._config import DEFAULTS, ENV_NAMES
+from ._config import DEFAULTS, ENV_NAMES, Mode, parse_mode
 from ._errors import PhaseConfigError, scrubbed
 from ._tokens import auth_header, token_fingerprint, token_kind
 from ._urls import api_base
@@ -33,10 +33,12 @@ def _from_env(key: str, environ: Mapping[str, str]) -> str | None:
 class ClientOptions:
     """Everything a :class:`PhaseClient` or :class:`AsyncPhaseClient` needs, resolved and
     checked when built: the token and host (default ``PHASE_SERVICE_TOKEN`` / ``PHASE_TOKEN``
-    and ``PHASE_HOST``), the timeouts, attempts, TLS setting and reply limit.
+    and ``PHASE_HOST``), the timeouts, attempts, TLS setting, reply limit and the API mode
+    (default ``PHASE_MODE``, else ``"auto"``).
 
     Raises:
-        PhaseConfigError: no token, a malformed token, a refused host, or a bad number.
+        PhaseConfigError: no token, a malformed token, a refused host, a bad number, an
+            unknown mode, or ``mode="e2ee"`` with a token without key parts.
     """
 
     token: SecretStr | str | None = field(default=None, repr=False)
@@ -47,6 +49,7 @@ class ClientOptions:
     verify_ssl: bool | str = True
     allow_http: bool = False
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    mode: Mode | None = None
     authorization: SecretStr = field(init=False, repr=False)
     base_url: str = field(init=False)
 
@@ -78,13 +81,20 @@ class ClientOptions:
         set_(self, "max_attempts", int(self.max_attempts))
         set_(self, "max_response_bytes", int(self.max_response_bytes))
         set_(self, "authorization", SecretStr(auth_header(secret)))
+        mode = self.mode if self.mode is not None else _from_env("phase_mode", os.environ)
+        mode = parse_mode(DEFAULTS["phase_mode"] if mode is None else mode, "mode")
+        set_(self, "mode", mode)
+        if mode == "e2ee":
+            from ._e2ee_keys import TokenKeys
+
+            TokenKeys.from_token(secret)  # a token without key parts fails before any request
         set_(self, "base_url", api_base(host, allow_http=self.allow_http))
 
     @classmethod
     def from_config(cls, config: Any, **changes: Any) -> ClientOptions:
         """The options of a resolved ``phase_*`` configuration (``token``, ``host``,
         ``timeout``, ``deadline``, ``max_attempts``, ``verify_ssl``, ``allow_http``,
-        ``max_response_bytes``), with ``changes`` applied."""
+        ``max_response_bytes``, ``mode``), with ``changes`` applied."""
         values = {
             name: getattr(config, name)
             for name in (
@@ -98,6 +108,7 @@ class ClientOptions:
                 "max_response_bytes",
             )
         }
+        values["mode"] = getattr(config, "mode", None)
         return cls(**(values | changes))
 
     def replace(self, **changes: Any) -> ClientOptions:

@@ -55,6 +55,12 @@ class Request:
     route: str
     params: Mapping[str, str] | None = None
     body: Any = None  # JSON-serialisable, or None for no body
+    url: str | None = None  # an absolute URL instead of the API base + ``route``
+    headers: Mapping[str, str] | None = None  # extra headers (they may hold the token)
+    endpoint: str | None = None  # an end-to-end-encrypted API endpoint: "tokens" or "secrets"
+
+    def __repr__(self) -> str:  # headers hold the token
+        return f"Request({self.method} {self.url or self.route})"
 
 
 Plan = Generator[Request, Any, T]
@@ -70,6 +76,10 @@ class Send(NamedTuple):
     headers: dict[str, str]
     timeout: float
     deadline: Deadline
+    endpoint: str | None = None  # set for the end-to-end-encrypted API: its status rules
+
+    def __repr__(self) -> str:  # headers hold the token
+        return f"Send({self.method} {self.url})"
 
 
 class Sleep(NamedTuple):
@@ -84,13 +94,17 @@ class Outcome(NamedTuple):
     payload: Any = None
     error: PhaseError | None = None
     reached_server: bool = True
+    retryable: bool = True  # False: never retried, whatever the retry policy says
 
 
 class Body:
     """The reply body of one attempt, refused once it passes ``max_response_bytes``."""
 
-    def __init__(self, core: Protocol, status: int, headers: Mapping[str, str]):
+    def __init__(
+        self, core: Protocol, status: int, headers: Mapping[str, str], send: Send | None = None
+    ):
         self._core = core
+        self._send = send
         self.status = status
         self.chunks = bytearray()
         self.retry_after = headers.get("retry-after")
@@ -106,6 +120,9 @@ class Body:
     def outcome(self) -> Outcome:
         if self.too_large:
             return self._core.too_large()
+        send = self._send
+        if send is not None and send.endpoint is not None:
+            return self._core.e2ee_reply(send, self.status, bytes(self.chunks), self.retry_after)
         return self._core.reply(self.status, bytes(self.chunks), self.retry_after)
 
 
@@ -133,8 +150,14 @@ class Protocol:
         try:
             request = next(plan)
             while True:
-                payload = yield from self._exchange(request, deadline)
-                request = plan.send(payload)
+                try:
+                    payload = yield from self._exchange(request, deadline)
+                except PhaseError as error:
+                    # The plan sees the failure where it asked: it may recover (a reference
+                    # it cannot read stays literal) or let it propagate.
+                    request = plan.throw(error)
+                else:
+                    request = plan.send(payload)
         except StopIteration as stop:
             result: T = stop.value
             return result
@@ -148,6 +171,9 @@ class Protocol:
         }
         if content is not None:
             headers["Content-Type"] = "application/json"
+        if request.headers:
+            headers.update(request.headers)
+        url = request.url or self.options.base_url + request.route
         attempt = 0
         while True:
             attempt += 1
@@ -158,16 +184,19 @@ class Protocol:
             started = time.monotonic()
             outcome: Outcome = yield Send(
                 request.method,
-                self.options.base_url + request.route,
+                url,
                 request.params,
                 content,
                 headers,
                 min(self.options.timeout, deadline.remaining()),
                 deadline,
+                request.endpoint,
             )
             self._log(request, outcome, attempt, started)
             if outcome.error is None:
                 return outcome.payload
+            if not outcome.retryable:
+                raise outcome.error
             wait = next_wait(
                 outcome.error,
                 attempt=attempt,
@@ -207,7 +236,7 @@ class Protocol:
             logger.debug(
                 "%s %s -> %s in %.0f ms (attempt %d/%d)",
                 request.method,
-                request.route,
+                request.route or request.url,
                 200 if error is None else error.status or type(error).__name__,
                 (time.monotonic() - started) * 1000,
                 attempt,
@@ -216,8 +245,8 @@ class Protocol:
 
     # -- replies ------------------------------------------------------------------------------
 
-    def body(self, status: int, headers: Mapping[str, str]) -> Body:
-        return Body(self, status, headers)
+    def body(self, status: int, headers: Mapping[str, str], send: Send | None = None) -> Body:
+        return Body(self, status, headers, send)
 
     def too_large(self) -> Outcome:
         return Outcome(
@@ -258,6 +287,27 @@ class Protocol:
             return Outcome(payload=payload)
         return Outcome(error=self._status_error(status, text, retry_after))
 
+    def e2ee_reply(
+        self, send: Send, status: int, body: bytes, retry_after: str | None = None
+    ) -> Outcome:
+        """Classify a reply of the end-to-end-encrypted API: a write's 2xx has no body, and
+        error statuses follow that API's rules (a 500 to a write is not retried)."""
+        if 200 <= status < 300 and not body:
+            return Outcome(payload=None)
+        if 200 <= status < 300 or 300 <= status < 400:
+            return self.reply(status, body, retry_after)
+        from ._e2ee_api import error_for_status
+
+        assert send.endpoint is not None
+        error, retryable = error_for_status(
+            status,
+            body,
+            endpoint=send.endpoint,
+            method=send.method,
+            retry_after=parse_retry_after(retry_after),
+        )
+        return Outcome(error=error, retryable=retryable)
+
     def _status_error(self, status: int, text: str | None, retry_after: str | None) -> PhaseError:
         base = self.options.base_url
         if 300 <= status < 400:
@@ -276,8 +326,11 @@ class Protocol:
             )
         if status in (400, 403) and text and text.startswith("SSE is not enabled"):
             return PhaseSSEDisabledError(
-                "This Phase app is end-to-end encrypted: enable server-side encryption (SSE) "
-                "in the app's settings so the REST API can serve its secrets",
+                "This Phase app is end-to-end encrypted, so the REST API cannot serve it. Read "
+                "it over the end-to-end-encrypted API with a pss_ token that carries key parts "
+                "(pss_service:v2:… or pss_user:v1:…; the console's REST form 'ServiceAccount "
+                "<token>' has none) and phase_mode 'auto' or 'e2ee', or enable server-side "
+                "encryption (SSE) in the app's settings",
                 status=status,
                 error=text,
             )
@@ -321,10 +374,17 @@ class Protocol:
     # -- transport failures -------------------------------------------------------------------
 
     def failure(
-        self, exc: BaseException, stage: Stage, deadline: Deadline, *, status: int | None = None
+        self,
+        exc: BaseException,
+        stage: Stage,
+        deadline: Deadline,
+        *,
+        status: int | None = None,
+        send: Send | None = None,
     ) -> Outcome:
         """The outcome of an attempt that raised ``exc`` (see :func:`classify_failure`);
-        ``status`` is the reply's status when the failure came while reading its body."""
+        ``status`` is the reply's status when the failure came while reading its body, ``send``
+        the attempt (a request to the end-to-end-encrypted API names that API's host)."""
         if isinstance(exc, PhaseConfigError):
             return Outcome(error=exc, reached_server=False)
         failure = classify_failure(exc, stage)
@@ -333,6 +393,8 @@ class Protocol:
             # body only carries Phase's error text, so a 5xx is still retried and may fall back.
             return Outcome(error=self._status_error(status, None, None))
         base = self.options.base_url
+        if send is not None and send.endpoint is not None:
+            base = send.url.split("/service/", 1)[0]  # Phase Cloud: the console's host
         error: PhaseError
         if failure.kind is Kind.TLS:
             error = PhaseTLSError(

@@ -149,6 +149,7 @@ class Runtime:
             config.timeout,
             config.max_attempts,
             config.max_response_bytes,
+            config.mode,  # one client per API mode: the same token may read both ways
         )
         to_close: list[PhaseClient] = []
         with self._lock:

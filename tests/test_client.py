@@ -183,11 +183,14 @@ def test_revoked_token(phase: Phase, client: PhaseClient) -> None:
     assert info.value.error == "Token expired or deleted"
 
 
-def test_sse_disabled(phase: Phase, client: PhaseClient) -> None:
+def test_sse_disabled_in_sse_mode(phase: Phase) -> None:
+    """REST only: an app without SSE is refused, and the message says how to read it."""
     phase.fake.set_sse(phase.app_id, False)
-    with pytest.raises(PhaseSSEDisabledError) as info:
-        client.list_secrets(phase.app_id, "development")
+    with PhaseClient(phase.token, phase.url, mode="sse") as client:
+        with pytest.raises(PhaseSSEDisabledError) as info:
+            client.list_secrets(phase.app_id, "development")
     assert info.value.status == 400
+    assert "pss_ token that carries key parts" in str(info.value)
 
 
 def test_wrong_host_404_html_is_a_response_error(phase: Phase) -> None:

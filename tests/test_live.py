@@ -23,7 +23,12 @@ from phase_settings import (
     load_status,
 )
 
+from . import _modes
 from .conftest import Phase
+
+# Every test here runs over REST and over the end-to-end-encrypted API.
+phase_mode = _modes.phase_mode
+REQUESTS_PER_LOAD = _modes.REQUESTS_PER_LOAD
 
 
 def make_settings(phase: Phase, **config: Any) -> type[PhaseSettings]:
@@ -212,7 +217,9 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.mark.anyio
-async def test_aload_shares_one_request_among_a_thousand_tasks(live_phase: Phase) -> None:
+async def test_aload_shares_one_request_among_a_thousand_tasks(
+    live_phase: Phase, phase_mode: str
+) -> None:
     Settings = make_settings(live_phase)
     live_phase.fake.fail_next(None, delay=0.2)  # keep the first request in flight
     results: list[Any] = []
@@ -225,12 +232,14 @@ async def test_aload_shares_one_request_among_a_thousand_tasks(live_phase: Phase
             tasks.start_soon(one)
     assert len(results) == 1000
     assert {r.api_key.get_secret_value() for r in results} == {"key-1"}
-    assert live_phase.gets() == 1
+    assert live_phase.gets() == REQUESTS_PER_LOAD[phase_mode]
     assert load_status(Settings).source in ("phase", "cache")
 
 
 @pytest.mark.anyio
-async def test_aload_never_blocks_the_event_loop(live_phase: Phase, tmp_path: Path) -> None:
+async def test_aload_never_blocks_the_event_loop(
+    live_phase: Phase, tmp_path: Path, phase_mode: str
+) -> None:
     """The reply is held back 0.5 s after the request reached the server. A fetch that blocked
     the loop would leave no turn to the ticker in that window; a fetch that awaits leaves it
     many (one is asked for: no speed is assumed beyond one loop turn in half a second)."""
@@ -254,7 +263,7 @@ async def test_aload_never_blocks_the_event_loop(live_phase: Phase, tmp_path: Pa
     assert result.api_key.get_secret_value() == "key-1"
     assert result.workers == 2  # type: ignore[attr-defined]
     assert turns_while_in_flight >= 1
-    assert live_phase.gets() == 1
+    assert live_phase.gets() == REQUESTS_PER_LOAD[phase_mode]
 
 
 def test_a_blocking_fetch_is_caught_by_the_event_loop_check(live_phase: Phase) -> None:
@@ -369,7 +378,9 @@ def test_an_outage_is_not_retried_on_every_load(live_phase: Phase, tmp_path: Pat
 
 
 @pytest.mark.anyio
-async def test_aload_with_an_injected_client_shares_one_request(live_phase: Phase) -> None:
+async def test_aload_with_an_injected_client_shares_one_request(
+    live_phase: Phase, phase_mode: str
+) -> None:
     """The async cache path itself (single-flight, worker threads) under asyncio and trio,
     with a synchronous injected client run off the loop."""
     from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
@@ -407,4 +418,5 @@ async def test_aload_with_an_injected_client_shares_one_request(live_phase: Phas
     finally:
         client.close()
     assert {r.workers for r in results} == {2} and len(results) == 50
-    assert sum(1 for r in live_phase.fake.requests if r.method == "GET") == 1
+    gets = sum(1 for r in live_phase.fake.requests if r.method == "GET")
+    assert gets == REQUESTS_PER_LOAD[phase_mode]

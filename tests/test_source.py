@@ -28,7 +28,12 @@ from phase_settings import (
 )
 from phase_settings.testing import FakePhase
 
+from . import _modes
 from .conftest import Phase
+
+# Every test here runs over REST and over the end-to-end-encrypted API.
+phase_mode = _modes.phase_mode
+REQUESTS_PER_LOAD = _modes.REQUESTS_PER_LOAD
 
 
 def settings_class(phase: Phase, fields: dict[str, Any], **config: Any) -> type[PhaseSettings]:
@@ -52,7 +57,7 @@ class Db(BaseModel):
     port: int = 5432
 
 
-def test_mixed_fields_load_with_one_request(phase: Phase) -> None:
+def test_mixed_fields_load_with_one_request(phase: Phase, phase_mode: str) -> None:
     values = {
         "DATABASE_URL": "postgres://u:p@db/app",
         "STRIPE_KEY": "sk_live_1",
@@ -88,7 +93,7 @@ def test_mixed_fields_load_with_one_request(phase: Phase) -> None:
     assert s.allowed_hosts == ["a.com", "b.com"] and s.limits == {"a": 1}
     assert s.db == Db(host="db.internal", port=6543)
     assert s.color is Color.BLUE and s.untouched == "default"
-    assert phase.gets() == 1
+    assert phase.gets() == REQUESTS_PER_LOAD[phase_mode]
     assert load_status(Settings).source == "phase"
 
 
@@ -244,14 +249,14 @@ def test_app_id_and_env_from_phase_json_in_a_parent_folder(
     assert Settings().name == "via-phase-json"
 
 
-def test_multi_path_merge_later_folder_wins(phase: Phase) -> None:
+def test_multi_path_merge_later_folder_wins(phase: Phase, phase_mode: str) -> None:
     phase.set("NAME", "root")
     phase.set("ONLY_ROOT", "r")
     phase.set("NAME", "backend", path="/backend")
     S = settings_class(phase, {"name": str, "only_root": str}, phase_path=["/", "/backend"])
     s = S()
     assert (s.name, s.only_root) == ("backend", "r")  # type: ignore[attr-defined]
-    assert phase.gets() == 2
+    assert phase.gets() == 2 * REQUESTS_PER_LOAD[phase_mode]  # one load per folder
 
 
 @pytest.mark.parametrize(
@@ -285,13 +290,14 @@ def test_every_folder_with_star_and_conflicting_key_names_both_paths(
     assert "other" not in str(info.value)
 
 
-def test_tags_filter(phase: Phase) -> None:
+def test_tags_filter(phase: Phase, phase_mode: str) -> None:
     phase.fake.set_secret(phase.app_id, "development", "TAGGED", "t", tags=("backend",))
     phase.set("UNTAGGED", "u")
     S = settings_class(phase, {"tagged": (str, "-"), "untagged": (str, "-")}, phase_tags="backend")
     s = S()
     assert (s.tagged, s.untagged) == ("t", "-")  # type: ignore[attr-defined]
-    assert phase.fake.requests[-1].query["tags"] == "backend"
+    sent = phase.fake.requests[-1]  # REST: a query parameter; E2EE: the Tags header
+    assert (sent.query if phase_mode == "sse" else sent.headers).get("tags") == "backend"
 
 
 def test_personal_overrides_apply_for_user_tokens_only(phase: Phase) -> None:
@@ -315,13 +321,13 @@ def test_inactive_override_is_ignored(phase: Phase) -> None:
     assert settings_class(phase, {"db_host": str}, phase_token=user)().db_host == "shared"  # type: ignore[attr-defined]
 
 
-def test_building_sources_makes_no_request(phase: Phase) -> None:
+def test_building_sources_makes_no_request(phase: Phase, phase_mode: str) -> None:
     phase.set("NAME", "n")
     S = settings_class(phase, {"name": str})
     source = PhaseSettingsSource(S)
     assert phase.fake.requests == []
     assert source()["name"] == "n"
-    assert phase.gets() == 1
+    assert phase.gets() == REQUESTS_PER_LOAD[phase_mode]
 
 
 def test_no_token_means_local_development(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -426,19 +432,21 @@ def test_unknown_phase_keys_are_ignored(phase: Phase) -> None:
     [
         (lambda p: {"phase_app_id": "00000000-0000-0000-0000-000000000000"}, PhaseNotFoundError),
         (lambda p: {"phase_env": "nope"}, PhaseNotFoundError),
-        (lambda p: {"phase_token": p.fake.add_user(envs=())}, PhaseAuthError),
+        # REST refuses the token (403); the E2EE API lists no environment it can read
+        (lambda p: {"phase_token": p.fake.add_user(envs=())}, (PhaseAuthError, PhaseNotFoundError)),
     ],
 )
 def test_phase_refusals_raise_and_never_fall_back(
-    phase: Phase, tmp_path: Path, make_bad: Any, error: type[Exception]
+    phase: Phase, tmp_path: Path, make_bad: Any, error: Any, phase_mode: str
 ) -> None:
     (tmp_path / ".env").write_text("NAME=local\n")
     S = settings_class(phase, {"name": str}, env_file=".env", **make_bad(phase))
-    with pytest.raises(error):
+    with pytest.raises(error[phase_mode == "e2ee"] if isinstance(error, tuple) else error):
         S()
 
 
-def test_sse_disabled_app(phase: Phase) -> None:
+def test_sse_disabled_app(phase: Phase, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PHASE_MODE", "sse")  # REST only (auto mode reads it over E2EE)
     phase.fake.set_sse(phase.app_id, False)
     with pytest.raises(PhaseSSEDisabledError, match="SSE"):
         settings_class(phase, {"name": (str, "")})()

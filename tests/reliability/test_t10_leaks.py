@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
+import pickle
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -370,3 +373,98 @@ def test_control_the_scanner_finds_a_leaked_canary() -> None:
         scanner.scan("locals", text)
     assert len(scanner.hits) == len(leaks) + 1
     print(f"[T10] control: {len(scanner.hits)} planted leaks found, {scanner.scanned_bytes} bytes")
+
+
+# --- end-to-end-encrypted apps: key material is a canary too --------------------------------------
+
+
+def _key_material(fake: FakePhase, token: str, app_id: str) -> dict[str, str]:
+    """The fake's key material for ``token`` and the app's environments, hex and base64."""
+    store = fake._store  # the fake's own records: what the library must never show
+    account = store.tokens[token.split(":")[2]]
+    material = {
+        "account private key": account.private_key,
+        "key share 1": account.share1,
+        "wrap key": account.wrap_key,
+    }
+    for env in ("development", "production"):
+        environment = store.env(app_id, env)
+        material[f"{env} seed"] = environment.seed
+        material[f"{env} salt"] = bytes.fromhex(environment.salt_hex)
+        material[f"{env} private key"] = environment.keypair()[1]
+    canaries = {}
+    for label, raw in material.items():
+        canaries[f"{label} (hex)"] = raw.hex()
+        canaries[f"{label} (base64)"] = base64.b64encode(raw).decode()
+    return canaries
+
+
+def test_e2ee_loads_writes_and_failures_show_no_key_material(sweep: Sweep) -> None:
+    from phase_settings._e2ee_keys import TokenKeys
+    from phase_settings._e2ee_replies import parse_tokens
+    from phase_settings._e2ee_switch import reset
+
+    reset()
+    fake = sweep.fake
+    app = fake.add_app("sealed", sse=False)
+    fake.set_secret(app, "development", "API_KEY", V_API)
+    fake.set_secret(app, "development", "PASSWORD", V_PASSWORD)
+    fake.set_secret(app, "production", "PASSWORD", V_ROTATED)
+    fake.set_secret(app, "development", "PORT", "${production.PASSWORD}")  # a reference
+    sweep.scanner = CanaryScanner(
+        {**sweep.scanner.canaries, **_key_material(fake, sweep.token, app)}
+    )
+    sweep.app_id = app
+
+    # A settings load in the default (auto) mode: REST refuses, the E2EE API serves.
+    Settings = sweep.settings()
+    sweep.expect_error("reference into a non-int field", Settings)  # PORT resolves to a value
+    fake.delete_secret(app, "development", "PORT")
+    settings = Settings()
+    assert settings.api_key.get_secret_value() == V_API
+    sweep.objects("e2ee load", settings, load_status(Settings))
+    sweep.objects("clients", *phase_settings._runtime.runtime.pooled_clients())
+
+    with PhaseClient(sweep.token, sweep.url, mode="e2ee") as client:
+        secrets = client.list_secrets(app, "development")
+        made = client.create_secrets(app, "development", [{"key": "NEW", "value": V_OVERRIDE}])
+        client.update_secrets(app, "development", [{"id": made[0].id, "value": V_HOSTS}])
+        client.delete_secrets(app, "development", [made[0].id])
+        sweep.objects("e2ee client", client, *secrets, *made)
+        # The key holders themselves: repr, str, and the refusal to pickle them.
+        tokens = httpx.get(
+            sweep.url + "/service/secrets/tokens/",
+            headers={"Authorization": client.options.authorization.get_secret_value()},
+        ).json()
+        keys = TokenKeys.from_token(sweep.token)
+        access = parse_tokens(tokens, keys)
+        env_keys = access.env_keys(access.environment(access.app(app), "development"))
+        sweep.objects("key holders", keys, access, env_keys)
+        holders: tuple[object, ...] = (keys, access, env_keys)
+        for holder in holders:
+            sweep.expect_error("pickling a key holder", functools.partial(pickle.dumps, holder))
+
+        parts = sweep.token.split(":")
+        parts[5] = ("0" if parts[5][0] != "0" else "1") + parts[5][1:]
+        with PhaseClient(":".join(parts), sweep.url, mode="e2ee") as wrong:
+            sweep.expect_error("wrong key parts", lambda: wrong.list_secrets(app, "development"))
+        served = httpx.get(
+            sweep.url + "/service/secrets/",
+            headers={
+                "Authorization": client.options.authorization.get_secret_value(),
+                "Environment": fake.env_id(app, "development"),
+            },
+        ).json()
+        for item in served:
+            head, _, body = item["value"].rpartition(":")
+            raw = bytearray(base64.b64decode(body))
+            raw[-1] ^= 1
+            item["value"] = f"{head}:{base64.b64encode(bytes(raw)).decode()}"
+        fake.fail_next(None, delay=0.001)
+        fake.fail_next(200, body=__import__("json").dumps(served))
+        sweep.expect_error("flipped byte", lambda: client.list_secrets(app, "development"))
+        fake.fail_next(429, headers={"Retry-After": "60"})
+        sweep.expect_error("429 on tokens", lambda: client.list_secrets(app, "development"))
+        sweep.expect_error("no such env", lambda: client.list_secrets(app, "nowhere"))
+    reset()
+    sweep.check()
