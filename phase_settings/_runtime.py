@@ -248,7 +248,11 @@ class Runtime:
     # -- lifecycle --------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Drop fetched and last-good values and every class's status (connections stay)."""
+        """Drop fetched and last-good values, every class's status and auto mode's learnt
+        end-to-end-encrypted apps (connections stay)."""
+        from . import _e2ee_switch
+
+        _e2ee_switch.reset()
         self.cache.clear()
         with self._lock:
             self._snapshots.clear()

@@ -24,8 +24,10 @@ __all__ = ["SnapshotLayer"]
 
 
 def _snapshot_mode(config: ResolvedConfig) -> str:
-    """The mode a snapshot is sealed for (part of its associated data and file name)."""
-    return "sse"
+    """The mode a snapshot is sealed for (part of its associated data and file name): the
+    configured one, so that a process started during an outage finds the file its
+    predecessor wrote with the same configuration."""
+    return config.mode
 
 
 class SnapshotLayer:
