@@ -26,7 +26,10 @@ from dotenv import dotenv_values
 from phase_settings import PhaseClient
 from phase_settings.cli import main
 from phase_settings.testing import FakePhase
+from tests import _modes
 from tests._subprocesses import PYTHON, ROOT, clean_env, free_port, run, serve_fake, stop
+
+phase_mode = _modes.phase_mode  # every command in both API modes (PHASE_MODE)
 
 SEED = ROOT / "examples" / "flask" / "seed.json"
 STRIPE = "sk_live_canary_51f0"  # a secret value that must never show unless asked for

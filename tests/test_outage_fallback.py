@@ -20,7 +20,10 @@ from phase_settings import (
     load_status,
 )
 
+from . import _modes
 from .conftest import Phase
+
+phase_mode = _modes.phase_mode  # every test in both API modes
 
 
 @pytest.fixture
