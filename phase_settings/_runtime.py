@@ -248,11 +248,8 @@ class Runtime:
     # -- lifecycle --------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Drop fetched and last-good values, every class's status and auto mode's learnt
-        end-to-end-encrypted apps (connections stay)."""
-        from . import _e2ee_switch
-
-        _e2ee_switch.reset()
+        """Drop fetched and last-good values and every class's status (connections stay; so
+        does what auto mode learnt about apps without SSE: that holds for the process)."""
         self.cache.clear()
         with self._lock:
             self._snapshots.clear()

@@ -96,7 +96,7 @@ def seed(folder: Path, url: str, *, age: timedelta) -> None:
     [key] = cache_keys(config)
     store = SnapshotStore(folder, token(), max_age=1e9)
     secret = Secret("id-1", "API_KEY", CANARY)
-    assert store.write(SnapshotKey("sse", *key), [secret], datetime.now(UTC) - age)
+    assert store.write(SnapshotKey(config.mode, *key), [secret], datetime.now(UTC) - age)
 
 
 def boot(folder: Path, url: str) -> dict[str, Any]:
