@@ -134,19 +134,22 @@ class PhaseClient(Driver):
         self.close()
 
     def _run(self, plan: Plan[T], deadline: DeadlineArg) -> T:
-        steps = self._core.run(plan, self._core.deadline(deadline))
+        load_deadline = self._core.deadline(deadline)
+        steps = self._core.run(plan, load_deadline)
         reply: Outcome | None = None
-        try:
-            while True:
-                step = steps.send(reply)
-                if isinstance(step, Sleep):
-                    self._sleep(step.seconds)
-                    reply = None
-                else:
-                    reply = self._attempt(step)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
+        # The plan runs in the load's scope: its calls share what one load may reuse.
+        with deadline_scope(load_deadline):
+            try:
+                while True:
+                    step = steps.send(reply)
+                    if isinstance(step, Sleep):
+                        self._sleep(step.seconds)
+                        reply = None
+                    else:
+                        reply = self._attempt(step)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
 
     def _attempt(self, send: Send) -> Outcome:
         stage: Stage = "send"

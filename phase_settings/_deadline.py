@@ -26,13 +26,16 @@ class Deadline:
         clock: a monotonic clock (injectable for tests).
     """
 
-    __slots__ = ("_clock", "at", "slow_noted", "started")
+    __slots__ = ("_clock", "at", "shared", "slow_noted", "started")
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
         self.started = clock()
         self.at = self.started + seconds
         self.slow_noted = False  # the load's one "waiting for Phase" WARNING was logged
+        # What the calls of one load share (the E2EE API's key reply: one per load, not per
+        # folder); gone with the load.
+        self.shared: dict[object, object] = {}
 
     def elapsed(self) -> float:
         """Seconds since the load began."""

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from pydantic import SecretStr
 
 from ._api import RestApi, secret_params, secrets_body
+from ._deadline import current_deadline
 from ._e2ee_api import (
     Request as E2EERequest,
 )
@@ -35,6 +36,7 @@ from ._models import PhaseApp, PhaseEnvironment, Secret
 from ._options import ClientOptions
 from ._protocol import Plan, Request
 from ._references import normalize_path
+from ._tokens import token_fingerprint
 
 __all__ = ["AutoApi", "E2EEApi", "api_for"]
 
@@ -138,8 +140,16 @@ class E2EEApi:
         key: str | None = None,
         tags: Sequence[str] | str | None = None,
     ) -> Plan[list[Secret]]:
-        load = self._load(app_id, env, (path,), _tags(tags))
+        # One key reply per load: the folders of a load (the same deadline) share it.
+        scope = current_deadline()
+        shared_key = ("e2ee-access", self._host, token_fingerprint(self._authorization()))
+        access = scope.shared.get(shared_key) if scope is not None else None
+        load = self._load(
+            app_id, env, (path,), _tags(tags), access if isinstance(access, TokenAccess) else None
+        )
         yield from _drive(load)
+        if scope is not None and load.access is not None:
+            scope.shared[shared_key] = load.access
         secrets = load.result()[0]
         if key:
             wanted = key.upper()  # as the REST API matches ``key``
