@@ -25,8 +25,8 @@ test: lint typecheck pytest test-compat
 
 # The source, fidelity and command-line tests again with the lowest supported pydantic-settings
 # and with its latest release, each in a venv of its own (pip's cache keeps rebuilds cheap).
-COMPAT_TESTS := tests/test_source.py tests/test_fidelity.py tests/test_fidelity_property.py \
-	tests/test_cli.py
+COMPAT_TESTS := tests/settings/test_source.py tests/settings/test_fidelity.py \
+	tests/settings/test_fidelity_property.py tests/cli/test_cli.py
 COMPAT_LOWEST := .venv-compat-lowest
 COMPAT_LATEST := .venv-compat-latest
 

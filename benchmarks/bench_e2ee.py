@@ -111,9 +111,9 @@ def cold_load_ratio(fake: FakePhase, app_id: str, token: str, url: str, Settings
 
 
 def decrypt_scaling() -> bool:
-    from phase_settings._e2ee_cipher import seed_keypair
-    from phase_settings._e2ee_keys import EnvKeys
-    from phase_settings._e2ee_replies import parse_secrets
+    from phase_settings._e2ee.cipher import seed_keypair
+    from phase_settings._e2ee.keys import EnvKeys
+    from phase_settings._e2ee.replies import parse_secrets
 
     public, private = seed_keypair(bytes(range(32)))
     env = EnvKeys("env-id", "Development", public, private, b"s" * 32)

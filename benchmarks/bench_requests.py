@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import serve_fake, verdict
 
-from phase_settings._cache import SecretCache
+from phase_settings._load.cache import SecretCache
 
 HERE = Path(__file__).resolve().parent
 WORKERS = 8

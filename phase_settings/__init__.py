@@ -33,29 +33,29 @@ from ._version import __version__
 # or httpx; declaring a settings class costs only the source; the HTTP client, httpcore, the
 # records and the refresh machinery load with the first load that needs them.
 _LAZY = {
-    "PhaseSettings": "._source",
-    "PhaseSettingsConfigDict": "._config",
-    "PhaseSettingsSource": "._source",
-    "AsyncPhaseClient": "._client",
-    "PhaseClient": "._client",
-    "LiveSettings": "._live",
-    "aload": "._live",
+    "PhaseSettings": "._settings.source",
+    "PhaseSettingsConfigDict": "._settings.config",
+    "PhaseSettingsSource": "._settings.source",
+    "AsyncPhaseClient": "._client.client",
+    "PhaseClient": "._client.client",
+    "LiveSettings": "._settings.live",
+    "aload": "._settings.live",
     "LoadStatus": "._models",
     "PhaseApp": "._models",
     "PhaseEnvironment": "._models",
     "Secret": "._models",
     "SecretOverride": "._models",
-    "clear_cache": "._runtime",
-    "load_status": "._runtime",
+    "clear_cache": "._load.runtime",
+    "load_status": "._load.runtime",
 }
 
 if TYPE_CHECKING:
-    from ._client import AsyncPhaseClient, PhaseClient
-    from ._config import PhaseSettingsConfigDict
-    from ._live import LiveSettings, aload
+    from ._client.client import AsyncPhaseClient, PhaseClient
+    from ._load.runtime import clear_cache, load_status
     from ._models import LoadStatus, PhaseApp, PhaseEnvironment, Secret, SecretOverride
-    from ._runtime import clear_cache, load_status
-    from ._source import PhaseSettings, PhaseSettingsSource
+    from ._settings.config import PhaseSettingsConfigDict
+    from ._settings.live import LiveSettings, aload
+    from ._settings.source import PhaseSettings, PhaseSettingsSource
 
 
 def __getattr__(name: str) -> Any:

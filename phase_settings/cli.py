@@ -27,18 +27,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ._check import load_settings_class, run_check
-from ._cli_parser import PROG, build_parser
-from ._context import flag_arguments, make_context, source_overrides
-from ._errors import PhaseError
-from ._export import (
+from ._cli.check import load_settings_class, run_check
+from ._cli.context import flag_arguments, make_context, source_overrides
+from ._cli.export import (
     export_for_class,
     format_dotenv,
     left_out_reason,
     write_private_file,
 )
-from ._loaded import merge_secrets
-from ._outcome import (
+from ._cli.outcome import (
     EXIT_INTERNAL,
     EXIT_NO,
     EXIT_OK,
@@ -48,6 +45,9 @@ from ._outcome import (
     failure,
     one_line,
 )
+from ._cli.parser import PROG, build_parser
+from ._errors import PhaseError
+from ._load.result import merge_secrets
 
 __all__ = ["build_parser", "main"]
 

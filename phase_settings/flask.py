@@ -36,11 +36,11 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsError
 
-from ._check import run_check
+from ._cli.check import run_check
+from ._cli.outcome import EXIT_USAGE, failure
 from ._errors import PhaseError
-from ._live import LiveSettings
-from ._outcome import EXIT_USAGE, failure
-from ._values import settings_to_config
+from ._settings.live import LiveSettings
+from ._settings.values import settings_to_config
 
 __all__ = ["EXTENSION", "PhaseConfig", "phase_cli"]
 

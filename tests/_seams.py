@@ -7,10 +7,10 @@ one seam it uses:
 - :func:`client_with_virtual_time`: ``PhaseClient``'s own ``clock``, ``sleep`` and ``rng``
   arguments (public).
 - :func:`cache_clock`: the process-wide cache object's timer and random source
-  (``phase_settings._runtime.runtime.cache._timer`` / ``._rng``; its TTL map ``._fresh_cache``
+  (``phase_settings._load.runtime.runtime.cache._timer`` / ``._rng``; its TTL map ``._fresh_cache``
   is dropped so that it is rebuilt on the new timer).
 - :func:`refresh_waits`: the random source ``LiveSettings``' refresh thread draws its jitter
-  from (the ``random`` name in ``phase_settings._live``), and the event the thread waits on
+  from (the ``random`` name in ``phase_settings._settings.live``), and the event the thread waits on
   between refreshes (``LiveSettings._stop``; ``._thread`` to join it), so no test sleeps
   through an interval.
 """
@@ -78,7 +78,7 @@ class ManualClock:
 def cache_clock(monkeypatch: pytest.MonkeyPatch, *, seed: int) -> ManualClock:
     """Put the process-wide secrets cache on a manual clock and a seeded random source (entry
     lifetimes and the after-outage backoff read both); undone when the test ends."""
-    from phase_settings._runtime import runtime
+    from phase_settings._load.runtime import runtime
 
     process_cache = runtime.cache
     clock = ManualClock()
@@ -121,7 +121,7 @@ def refresh_waits(
 ) -> list[float]:
     """Run ``start()`` (which starts ``live``'s refresh thread) with a seeded jitter source and
     without real waits; returns the ``rounds`` waits the thread chose, in order."""
-    from phase_settings import _live
+    from phase_settings._settings import live as _live
 
     seeded = types.SimpleNamespace(Random=lambda *_: random.Random(seed))
     monkeypatch.setattr(_live, "random", seeded)

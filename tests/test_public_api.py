@@ -105,7 +105,7 @@ def test_importing_the_package_loads_no_framework_client_or_cli() -> None:
         "import sys, phase_settings\n"
         "from phase_settings import PhaseSettings, PhaseSettingsConfigDict\n"
         "heavy = [m for m in ('django', 'flask', 'phase_settings.cli', 'httpcore',"
-        " 'phase_settings._live', 'phase_settings.testing') if m in sys.modules]\n"
+        " 'phase_settings._settings.live', 'phase_settings.testing') if m in sys.modules]\n"
         "print(heavy)\n"
     )
     out = subprocess.run(

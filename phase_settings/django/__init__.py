@@ -35,7 +35,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_settings import SettingsError
 
 from .._errors import PhaseError
-from .._values import settings_to_config
+from .._settings.values import settings_to_config
 
 __all__ = ["CHECK_COMMAND", "deferred_error", "export"]
 

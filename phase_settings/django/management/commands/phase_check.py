@@ -13,8 +13,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...._check import run_check
-from ...._outcome import EXIT_USAGE, failure
+from ...._cli.check import run_check
+from ...._cli.outcome import EXIT_USAGE, failure
 from ... import deferred_error
 
 

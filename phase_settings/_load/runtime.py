@@ -1,0 +1,289 @@
+"""Everything phase-settings keeps for the life of a process, in one object.
+
+The :class:`Runtime` owns the cache of fetched secrets, the pool of clients (one connection pool
+per token and host), the on-disk snapshot stores (one per folder and token), how the last load
+of each settings class went, which classes were told "no token", and the live handles to
+restart after ``fork()``. Settings classes are held weakly everywhere: a class nothing of the
+user's refers to is garbage-collected. One at-fork hook resets what a forked child must not
+share, and :meth:`Runtime.reset` (behind ``clear_cache()``) empties the values and forgets the
+snapshot stores (the next load checks its folder again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
+
+from .._core.tokens import auth_header, token_fingerprint
+from .._core.urls import api_base
+from .._errors import scrubbed
+from .cache import SecretCache
+
+if TYPE_CHECKING:
+    from .._client.client import AsyncPhaseClient, PhaseClient
+    from .._models import LoadStatus
+    from .._settings.config import ResolvedConfig
+    from .cache import CacheKey, Fetched
+    from .snapshot_tier import SnapshotLayer
+
+__all__ = [
+    "Runtime",
+    "SecondLevelStore",
+    "clear_cache",
+    "identity",
+    "load_status",
+    "new_client",
+    "runtime",
+]
+
+MAX_CLIENTS = 16
+
+
+class SecondLevelStore(Protocol):
+    """A store between the memory cache and Phase (the on-disk snapshot): consulted when the
+    memory cache misses, written after each fetch once the settings class validated (the key's
+    lock held from before the fetch until after the write), and offered as a fallback next to
+    the process's last good values (the newer wins)."""
+
+    def get_fresh(self, key: CacheKey, config: ResolvedConfig) -> Fetched | None:
+        """An entry younger than its lifetime, served without a request; else None."""
+
+    def get_last_good(self, key: CacheKey, config: ResolvedConfig) -> Fetched | None:
+        """The newest entry still allowed as a fallback during an outage; else None."""
+
+    def put(self, key: CacheKey, entry: Fetched, config: ResolvedConfig) -> None:
+        """Keep ``entry`` (replacing only an older one); never raises."""
+
+    def lock(
+        self, key: CacheKey, config: ResolvedConfig, wait: float
+    ) -> AbstractContextManager[bool]:
+        """Hold ``key`` exclusively among the processes sharing the store for the ``with``
+        block, polling at most ``wait`` seconds; yields whether it was got (a caller that did
+        not get it goes on without it)."""
+
+
+def _token_name(config: ResolvedConfig) -> str:
+    origin = config.token_origin
+    return origin if origin.startswith("PHASE_") else "phase_token"
+
+
+@scrubbed()
+def identity(config: ResolvedConfig) -> tuple[str, str]:
+    """(API base, token fingerprint) of a configuration; raises PhaseConfigError when either
+    the host or the token is unusable (the token is never echoed)."""
+    assert config.token is not None
+    base = api_base(config.host, allow_http=config.allow_http)
+    return base, token_fingerprint(auth_header(config.token, name=_token_name(config)))
+
+
+@overload
+def new_client(config: ResolvedConfig, *, asynchronous: Literal[False] = False) -> PhaseClient: ...
+@overload
+def new_client(config: ResolvedConfig, *, asynchronous: Literal[True]) -> AsyncPhaseClient: ...
+def new_client(
+    config: ResolvedConfig, *, asynchronous: bool = False
+) -> PhaseClient | AsyncPhaseClient:
+    """The one place a load builds a client from its configuration."""
+    from .._client.client import (  # loaded by the first load with a token
+        AsyncPhaseClient,
+        PhaseClient,
+    )
+    from .._client.options import ClientOptions
+
+    options = ClientOptions.from_config(config)
+    if asynchronous:
+        return AsyncPhaseClient.from_options(options)
+    return PhaseClient.from_options(options)
+
+
+class _Memo:
+    """A small thread-safe map keeping its most recent entries (a rotation adds one)."""
+
+    SIZE = 4
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[Any, Any] = {}
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            return self._entries.get(key)
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+            self._entries[key] = value
+            while len(self._entries) > self.SIZE:
+                del self._entries[next(iter(self._entries))]
+
+
+class Runtime:
+    """The process-wide state of phase-settings (one instance: :data:`runtime`)."""
+
+    def __init__(self) -> None:
+        self.cache = SecretCache()
+        self.second_level: SecondLevelStore | None = None  # injected (tests): wins
+        self._snapshots: dict[tuple[str, str, float], SnapshotLayer] = {}
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[Any, ...], PhaseClient] = {}
+        self._users: dict[PhaseClient, int] = {}  # loads using each pooled client now
+        self._retired: set[PhaseClient] = set()  # evicted while in use: closed by its last user
+        self._status: weakref.WeakKeyDictionary[type, LoadStatus] = weakref.WeakKeyDictionary()
+        self._announced: weakref.WeakSet[type] = weakref.WeakSet()
+        self._live: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._decoded: weakref.WeakKeyDictionary[type, _Memo] = weakref.WeakKeyDictionary()
+
+    # -- clients ----------------------------------------------------------------------------
+
+    @contextmanager
+    def borrow_client(self, config: ResolvedConfig) -> Iterator[PhaseClient]:
+        """The pooled client for this configuration, held for one load: an eviction never
+        closes a client that a load still uses."""
+        base, fingerprint = identity(config)
+        key = (
+            fingerprint,
+            base,
+            config.verify_ssl,
+            config.timeout,
+            config.max_attempts,
+            config.max_response_bytes,
+            config.mode,  # one client per API mode: the same token may read both ways
+        )
+        to_close: list[PhaseClient] = []
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                if len(self._clients) >= MAX_CLIENTS:
+                    evicted = self._clients.pop(next(iter(self._clients)))
+                    if self._users.get(evicted):
+                        self._retired.add(evicted)
+                    else:
+                        to_close.append(evicted)
+                client = self._clients[key] = new_client(config)
+            self._users[client] = self._users.get(client, 0) + 1
+        for old in to_close:
+            old.close()
+        try:
+            yield client
+        finally:
+            with self._lock:
+                self._users[client] -= 1
+                last = self._users[client] == 0
+                if last:
+                    del self._users[client]
+                close = last and client in self._retired
+                if close:
+                    self._retired.discard(client)
+            if close:
+                client.close()
+
+    def pooled_clients(self) -> list[PhaseClient]:
+        """The clients in the pool now (leak checks)."""
+        with self._lock:
+            return list(self._clients.values())
+
+    # -- the on-disk snapshot ---------------------------------------------------------------
+
+    def store_for(self, config: ResolvedConfig) -> SecondLevelStore | None:
+        """The second-level store of a load: an injected one, else the snapshot of
+        ``phase_snapshot_dir`` for this token (built once per folder, token and max age, so a
+        bad folder is one WARNING per process), else None."""
+        if self.second_level is not None:
+            return self.second_level
+        if config.snapshot_dir is None or config.token is None:
+            return None
+        directory = os.path.abspath(config.snapshot_dir)
+        # The whole token, hashed: two tokens with one bearer part seal with different keys.
+        digest = hashlib.sha256(config.token.get_secret_value().encode()).hexdigest()
+        ident = (directory, digest, float(config.snapshot_max_age))
+        with self._lock:
+            layer = self._snapshots.get(ident)
+        if layer is not None:
+            return layer
+        from .._snapshot.store import SnapshotStore
+        from .snapshot_tier import SnapshotLayer
+
+        store = SnapshotStore(directory, config.token, max_age=config.snapshot_max_age)
+        with self._lock:
+            return self._snapshots.setdefault(ident, SnapshotLayer(store, self.cache.lifetime))
+
+    # -- per-class records (weak: a class is never kept alive) ------------------------------
+
+    def set_status(self, settings_cls: type, status: LoadStatus) -> None:
+        with self._lock:
+            self._status[settings_cls] = status
+
+    def status(self, settings_cls: type) -> LoadStatus:
+        with self._lock:
+            status = self._status.get(settings_cls)
+        if status is None:
+            from .._models import LoadStatus
+
+            status = LoadStatus()
+        return status
+
+    def first_announcement(self, settings_cls: type) -> bool:
+        """True the first time a class is reported as running without Phase."""
+        with self._lock:
+            if settings_cls in self._announced:
+                return False
+            self._announced.add(settings_cls)
+            return True
+
+    def decoded(self, settings_cls: type) -> _Memo:
+        """The memo of the Phase source's field pass for ``settings_cls`` (held weakly)."""
+        with self._lock:
+            memo = self._decoded.get(settings_cls)
+            if memo is None:
+                memo = self._decoded[settings_cls] = _Memo()
+            return memo
+
+    def track_live(self, handle: Any) -> None:
+        """Restart ``handle`` (a ``LiveSettings``) in a forked child; held weakly."""
+        with self._lock:
+            self._live.add(handle)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Drop fetched and last-good values and every class's status (connections stay; so
+        does what auto mode learnt about apps without SSE: that holds for the process)."""
+        self.cache.clear()
+        with self._lock:
+            self._snapshots.clear()
+            self._status.clear()
+            self._announced.clear()
+            self._decoded.clear()
+
+    def after_fork_in_child(self) -> None:
+        """A forked child shares no lock a parent thread held, waits on no parent fetch and
+        restarts its live handles; cached values stay usable (pooled clients rebuild their
+        connections themselves on the first use in a new process)."""
+        self._lock = threading.Lock()
+        self.cache.after_fork_in_child()
+        for layer in list(self._snapshots.values()):
+            layer.store.after_fork_in_child()
+        for handle in list(self._live):
+            handle.after_fork_in_child()
+
+
+runtime = Runtime()
+
+
+def clear_cache() -> None:
+    """Empty the process-wide cache: fetched and last-good values alike (test isolation)."""
+    runtime.reset()
+
+
+def load_status(settings_cls: type) -> LoadStatus:
+    """How the last load of ``settings_cls`` went (``source="none"`` if never loaded)."""
+    return runtime.status(settings_cls)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: runtime.after_fork_in_child())
