@@ -19,9 +19,26 @@ CAP_S = 20.0
 WINDOWS = {1: 0.5, 2: 1.0, 3: 2.0, 4: 4.0, 5: 8.0, 6: 16.0, 7: 20.0, 8: 20.0, 30: 20.0}
 
 
+class _Edges(random.Random):
+    """``uniform(a, b)`` answers ``a`` then ``b``: the two ends of the window the library asks."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.asked: list[tuple[float, float]] = []
+
+    def uniform(self, a: float, b: float) -> float:
+        self.asked.append((a, b))
+        return a if len(self.asked) % 2 else b
+
+
 def test_the_windows_follow_the_documented_formula() -> None:
+    """The library's own draw spans exactly [0, min(20, 0.5 * 2 ** (attempt - 1))]."""
     for attempt, window in WINDOWS.items():
         assert window == min(CAP_S, BASE_S * 2 ** (attempt - 1))
+        edges = _Edges()
+        assert full_jitter(attempt, rng=edges) == 0.0
+        assert full_jitter(attempt, rng=edges) == window
+        assert edges.asked == [(0.0, window), (0.0, window)]
 
 
 @pytest.mark.parametrize("attempt", sorted(WINDOWS))
