@@ -1,6 +1,7 @@
 """T14: deadlines against slow servers. Each startup load ends by its deadline (2 s) + 0.5 s
 with a typed error, or with the .env fallback when one is configured, however the server
-stalls: a one-byte-per-second drip (the per-read timeout alone would never fire), silence
+stalls: a one-byte-per-second drip (the per-read timeout alone would never fire), a byte every
+1.5 s (the read in progress at the deadline must be cut to the time left), silence
 after accepting, headers then silence, ``Retry-After: 60`` on every answer.
 
 The scenarios are independent (each has its own server, so its own cache key) and spend their
@@ -50,6 +51,9 @@ def slow_server(kind: str) -> Iterator[tuple[str, str, str]]:
     token = "pss_service:v2:" + "ab" * 32 + ":" + "cd" * 32
     handlers: dict[str, Any] = {
         "drip 1 byte/s": drip(VALID, 1.0),
+        # lands past the deadline unless every read is cut to the time left (a read timeout of
+        # the whole deadline, set when the request starts, would wait for the byte at 3 s)
+        "drip 1 byte every 1.5 s": drip(VALID, 1.5),
         "drip 20 bytes/s (headers fast, body slow)": None,
         "accept, never write": silent,
         "headers, then stall": stall_after(HEAD_ONLY),
@@ -76,6 +80,7 @@ def slow_server(kind: str) -> Iterator[tuple[str, str, str]]:
 
 KINDS = [
     "drip 1 byte/s",
+    "drip 1 byte every 1.5 s",
     "drip 20 bytes/s (headers fast, body slow)",
     "accept, never write",
     "headers, then stall",
