@@ -22,9 +22,26 @@ __all__ = [
     "parse_apps",
     "parse_environments",
     "parse_secrets",
+    "shown",
+    "utf8_encodable",
 ]
 
 MASK = "****"
+
+
+def utf8_encodable(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (JSON admits lone surrogates; UTF-8 does not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(text: str) -> str:
+    """A key or name as messages show it: itself, or with backslash escapes (``ascii()``) when
+    it is not valid UTF-8, so that a warning naming it cannot itself fail in a UTF-8 handler."""
+    return text if utf8_encodable(text) else ascii(text)
 
 
 class SecretOverride(NamedTuple):

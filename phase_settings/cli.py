@@ -44,10 +44,12 @@ from ._cli.outcome import (
     exit_code_for,
     failure,
     one_line,
+    printable,
 )
 from ._cli.parser import PROG, build_parser
 from ._errors import PhaseError
 from ._load.result import merge_secrets
+from ._models import shown, utf8_encodable
 
 __all__ = ["build_parser", "main"]
 
@@ -69,8 +71,15 @@ def _cmd_get(args: argparse.Namespace) -> int:
         fetched = ctx.fetch(client, key=key, paths=ctx.paths)
     values, _ = merge_secrets(fetched, use_overrides=ctx.config.use_overrides)
     if not values:
-        raise CommandFailed(f"{key} not found in {ctx.where()}", EXIT_NO)
-    sys.stdout.write(next(iter(values.values())) + "\n")
+        raise CommandFailed(f"{shown(key)} not found in {ctx.where()}", EXIT_NO)
+    value = next(iter(values.values()))
+    if not utf8_encodable(value):
+        raise CommandFailed(
+            f"the value of {shown(key)} is not valid UTF-8 (it holds a lone surrogate), so it "
+            "cannot be printed; fix it in Phase",
+            EXIT_NO,
+        )
+    sys.stdout.write(value + "\n")
     return EXIT_OK
 
 
@@ -187,13 +196,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
         fetched = ctx.fetch(client, paths=ctx.paths)
     values, _ = merge_secrets(fetched, use_overrides=ctx.config.use_overrides)
     if args.format == "json":
-        text = json.dumps(dict(sorted(values.items())), indent=2, ensure_ascii=False) + "\n"
-        left_out: list[str] = []
+        left_out = sorted(k for k, v in values.items() if not utf8_encodable(k + v))
+        kept = {k: v for k, v in sorted(values.items()) if k not in left_out}
+        text = json.dumps(kept, indent=2, ensure_ascii=False) + "\n"
     else:
         header = f"# Exported by phase-settings from {ctx.where()} at {_stamp()}\n"
         text, left_out = format_dotenv(values, header)
     for key in left_out:
-        print(f"{PROG}: warning: {key} left out: {left_out_reason(values[key])}", file=sys.stderr)
+        reason = left_out_reason(values[key], key)
+        print(f"{PROG}: warning: {shown(key)} left out: {reason}", file=sys.stderr)
     return _write_output(args, text, len(values) - len(left_out))
 
 
@@ -273,7 +284,7 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 class _WarningFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return f"{PROG}: {record.levelname.lower()}: {one_line(record.getMessage())}"
+        return f"{PROG}: {record.levelname.lower()}: {printable(one_line(record.getMessage()))}"
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ from pydantic_settings import (
 )
 
 from .._errors import PhaseError
+from .._models import utf8_encodable
 from .._settings.source import PhaseSettingsSource
 from .._settings.values import MASK, is_secret, masked
 from .check_report import CheckReport, FieldReport
@@ -43,6 +44,7 @@ from .outcome import (
     Writer,
     failure,
     one_line,
+    printable,
     settings_errors,
     validation_errors,
 )
@@ -339,9 +341,12 @@ def run_check(
             raise
         return failure(exc)
     if as_json:
-        stream.write(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+        text = json.dumps(report.to_json(), indent=2, ensure_ascii=False)
+        if not utf8_encodable(text):  # a lone surrogate: JSON's own escapes keep it exact
+            text = json.dumps(report.to_json(), indent=2)
+        stream.write(text + "\n")
     else:
-        stream.write(report.render())
+        stream.write(printable(report.render()))
     stream.flush()
     if not report.valid:
         names = ", ".join(dict.fromkeys(name for name, _ in report.errors))

@@ -17,6 +17,7 @@ from dotenv import dotenv_values
 from pydantic_settings import BaseSettings
 
 from .._load.result import merge_secrets
+from .._models import shown, utf8_encodable
 from .context import Context
 from .fieldnames import field_names
 from .outcome import EXIT_NO, CommandFailed
@@ -49,7 +50,7 @@ def format_dotenv(values: Mapping[str, str], header: str = "") -> tuple[str, lis
     kept: dict[str, str] = {}
     for key in sorted(values):
         value = values[key]
-        if "${" in value or not _DOTENV_NAME.match(key):
+        if "${" in value or not _DOTENV_NAME.match(key) or not utf8_encodable(value):
             left_out.append(key)
         else:
             kept[key] = value
@@ -65,8 +66,12 @@ def format_dotenv(values: Mapping[str, str], header: str = "") -> tuple[str, lis
             left_out.append(key)
 
 
-def left_out_reason(value: str) -> str:
+def left_out_reason(value: str, key: str = "") -> str:
     """Why a value was left out of a ``.env`` file (never the value itself)."""
+    if not utf8_encodable(key):
+        return "its key is not valid UTF-8 (it holds a lone surrogate)"
+    if not utf8_encodable(value):
+        return "its value is not valid UTF-8 (it holds a lone surrogate)"
     if "${" in value:
         return "its value holds '${', which python-dotenv would expand"
     return "it cannot be written so that python-dotenv reads it back identically"
@@ -151,8 +156,8 @@ def export_for_class(
         fields = names.fields_of(key)
         required = [f for f in fields if settings_cls.model_fields[f].is_required()]
         if required:
-            blocked.append(f"{key} (read by required field {', '.join(required)})")
-        warnings.append(f"{key} left out: {left_out_reason(used[key])}")
+            blocked.append(f"{shown(key)} (read by required field {', '.join(required)})")
+        warnings.append(f"{shown(key)} left out: {left_out_reason(used[key], key)}")
     if blocked:
         raise CommandFailed(
             f"cannot write a fallback file that {settings_cls.__name__} accepts: "

@@ -27,6 +27,7 @@ __all__ = [
     "exit_code_for",
     "failure",
     "one_line",
+    "printable",
     "settings_errors",
     "validation_errors",
 ]
@@ -53,6 +54,11 @@ class CommandFailed(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
+
+
+def printable(text: str) -> str:
+    """``text``, with backslash escapes for what UTF-8 cannot encode (lone surrogates)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def one_line(text: str) -> str:

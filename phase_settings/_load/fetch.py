@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .._core.retry import Deadline
 from .._errors import fresh
+from .._models import shown
 from .cache import CacheKey, Fetched
 from .deferred import write_after_validation
 from .runtime import Runtime, SecondLevelStore, identity
@@ -39,8 +40,8 @@ def warn_unresolved(secrets: Sequence[Secret]) -> None:
         if "${" in secret.value and re.search(_UNRESOLVED, secret.value):
             logger.warning(
                 "Phase secret %s (path %s) holds a reference that Phase could not resolve",
-                secret.key,
-                secret.path,
+                shown(secret.key),
+                shown(secret.path),
             )
 
 
