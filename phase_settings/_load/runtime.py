@@ -128,7 +128,7 @@ class Runtime:
     def __init__(self) -> None:
         self.cache = SecretCache()
         self.second_level: SecondLevelStore | None = None  # injected (tests): wins
-        self._snapshots: dict[tuple[str, str, float], SnapshotLayer] = {}
+        self._snapshots: dict[tuple[str, str, float, int], SnapshotLayer] = {}
         self._lock = threading.Lock()
         self._clients: dict[tuple[Any, ...], PhaseClient] = {}
         self._users: dict[PhaseClient, int] = {}  # loads using each pooled client now
@@ -200,7 +200,7 @@ class Runtime:
         directory = os.path.abspath(config.snapshot_dir)
         # The whole token, hashed: two tokens with one bearer part seal with different keys.
         digest = hashlib.sha256(config.token.get_secret_value().encode()).hexdigest()
-        ident = (directory, digest, float(config.snapshot_max_age))
+        ident = (directory, digest, float(config.snapshot_max_age), config.max_response_bytes)
         with self._lock:
             layer = self._snapshots.get(ident)
         if layer is not None:
@@ -208,7 +208,12 @@ class Runtime:
         from .._snapshot.store import SnapshotStore
         from .snapshot_tier import SnapshotLayer
 
-        store = SnapshotStore(directory, config.token, max_age=config.snapshot_max_age)
+        store = SnapshotStore(
+            directory,
+            config.token,
+            max_age=config.snapshot_max_age,
+            max_response_bytes=config.max_response_bytes,
+        )
         with self._lock:
             return self._snapshots.setdefault(ident, SnapshotLayer(store, self.cache.lifetime))
 

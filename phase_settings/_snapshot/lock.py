@@ -61,6 +61,9 @@ class FileLock:
         path: the lock file; created with mode 0600 if missing, never written.
         clock: monotonic seconds (injectable for tests).
         sleep: waits between two attempts (injectable for tests).
+        opener: opens the lock file and returns its descriptor (the snapshot store opens it
+            relative to its folder's descriptor, refusing links and FIFOs); by default ``path``
+            is opened, created mode 0600, without following a link.
     """
 
     def __init__(
@@ -69,8 +72,10 @@ class FileLock:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        opener: Callable[[], int] | None = None,
     ) -> None:
         self.path = path
+        self._opener = opener
         self._clock = clock
         self._sleep = sleep
         self._owner: dict[int, int] = {}  # fd -> pid of the holds taken through this object
@@ -126,9 +131,9 @@ class FileLock:
 
     def _open(self) -> int | None:
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-        flags |= getattr(os, "O_NOFOLLOW", 0)
+        flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
-            fd = os.open(self.path, flags, 0o600)
+            fd = os.open(self.path, flags, 0o600) if self._opener is None else self._opener()
             if hasattr(os, "fchmod"):
                 os.fchmod(fd, 0o600)  # whatever the umask: never narrower, never wider
         except OSError as exc:

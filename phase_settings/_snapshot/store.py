@@ -1,7 +1,7 @@
 """The encrypted on-disk snapshot: the last good values of one cache key, sealed in a folder.
 
 A process started while Phase is down boots from it, and the processes of one host share one
-fetch per TTL through it (with the lock of :mod:`._snapshot_lock`).
+fetch per TTL through it (with the lock of :mod:`.lock`).
 
 - *Sealing*: XChaCha20-Poly1305 (libsodium through PyNaCl, imported only here and only when a
   store is used). The key is derived with keyed BLAKE2b (fixed personalisation, the format
@@ -15,14 +15,17 @@ fetch per TTL through it (with the lock of :mod:`._snapshot_lock`).
 - *Writing*: a temporary file in the folder, fsync, rename (a reader sees the old or the new
   file, never a torn one), mode 0600, under the key's lock, and only when strictly newer than
   the file on disk, so an old copy put back can never win.
-- *Folder*: created 0700; an existing one must belong to this user with mode 0700, otherwise one
-  WARNING and the store stays off. Nothing here raises: a damaged, foreign or unreadable file is
-  one WARNING and a miss.
+- *Folder* (:mod:`.files`): created 0700; a container volume of another mode holds the
+  snapshots in its ``phase`` subfolder; anything else is refused with one WARNING and the store
+  stays off. Each use opens the folder anew and handles its files relative to it, so a FIFO, a
+  link or a huge file in place of a snapshot is refused like a damaged one. Nothing here raises:
+  a damaged, foreign or unreadable file is one WARNING and a miss.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -30,14 +33,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
 
 from pydantic import SecretStr
 
 from .._errors import scrubbed
 from .._models import Secret
-from .codec import decode_payload, encode_payload
-from .files import folder_problem, read_file, write_atomically
+from .envelope import NONCE_BYTES, Snapshot, seal, unseal
+from .files import (
+    FolderRefused,
+    HostileFile,
+    open_file,
+    open_folder,
+    read_file,
+    write_atomically,
+)
 from .keys import FORMAT_VERSION, SnapshotKey, associated_data, blake2b_32, derive_keys
 from .lock import FileLock
 
@@ -54,30 +63,9 @@ log = logging.getLogger("phase_settings.snapshot")
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0  # seconds: an older snapshot is never served
 FUTURE_TOLERANCE = 300.0  # seconds a fetched_at may lie ahead of this host's clock
 WRITE_LOCK_WAIT = 5.0  # seconds write() waits for the key's lock when the caller holds none
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024  # phase_max_response_bytes' default
 
-_MAGIC = b"PSSNAP"
-_HEADER = len(_MAGIC) + 1  # magic, then the format version in one byte
-_NONCE = 24  # XChaCha20-Poly1305-IETF
-_TAG = 16
 _SUFFIX = ".snapshot"
-
-
-class Snapshot(NamedTuple):
-    """Secrets read back from a snapshot, and when they were fetched from Phase (aware UTC)."""
-
-    secrets: tuple[Secret, ...]
-    fetched_at: datetime
-
-    def __repr__(self) -> str:
-        return f"Snapshot({len(self.secrets)} secrets, fetched_at={self.fetched_at.isoformat()})"
-
-    def age(self, now: datetime) -> float:
-        """Seconds since the fetch (0 for a fetch dated after ``now``)."""
-        return max(0.0, (now - self.fetched_at).total_seconds())
-
-    def fresh_for(self, lifetime: float, now: datetime) -> float:
-        """Seconds left of a cache lifetime that started at the fetch (<= 0: expired)."""
-        return lifetime - self.age(now)
 
 
 def _utcnow() -> datetime:
@@ -91,6 +79,8 @@ class SnapshotStore:
         directory: the snapshot folder (``phase_snapshot_dir``).
         token: the Phase token; only keys derived from it are kept.
         max_age: seconds after which a snapshot is never served (``phase_snapshot_max_age``).
+        max_response_bytes: ``phase_max_response_bytes``: no snapshot file is larger than twice
+            this plus 1 MiB, so a larger file is refused before a byte is read.
         clock: the current time, aware UTC (injectable for tests).
         random_bytes: the nonce source (injectable for tests).
         monotonic, sleep: drive the lock's polling (injectable for tests).
@@ -106,13 +96,18 @@ class SnapshotStore:
         token: str | SecretStr,
         *,
         max_age: float = DEFAULT_MAX_AGE,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         clock: Callable[[], datetime] = _utcnow,
         random_bytes: Callable[[int], bytes] = os.urandom,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.directory = os.path.abspath(os.fspath(directory))
+        self.folder = (
+            self.directory
+        )  # the folder actually used (``<directory>/phase`` for a volume)
         self.max_age = max_age
+        self._limit = 2 * max_response_bytes + 1024 * 1024
         self._clock = clock
         self._random_bytes = random_bytes
         self._monotonic = monotonic
@@ -143,8 +138,11 @@ class SnapshotStore:
 
     def path_for(self, key: SnapshotKey) -> str:
         """The snapshot file of ``key``: a keyed hash of its associated data."""
+        return os.path.join(self.folder, self._name_for(key))
+
+    def _name_for(self, key: SnapshotKey) -> str:
         digest = blake2b_32(associated_data(key, self._version), key=self._keys.name).hex()
-        return os.path.join(self.directory, digest + _SUFFIX)
+        return digest + _SUFFIX
 
     def _warn_once(self, what: str, message: str, *args: object) -> None:
         with self._guard:
@@ -154,26 +152,46 @@ class SnapshotStore:
         log.warning(message, *args)
 
     def _prepare_folder(self) -> bool:
-        problem = folder_problem(self.directory)
-        if problem is None:
-            return True
-        what, why = problem
-        if why:
+        try:
+            fd, self.folder = open_folder(self.directory, create=True)
+        except FolderRefused as refused:
+            self._refused(refused)
+            return False
+        os.close(fd)
+        return True
+
+    def _refused(self, refused: FolderRefused) -> None:
+        key = f"folder {refused.folder} {refused.what}"
+        if refused.why:
             self._warn_once(
-                "folder",
+                key,
                 "snapshot folder %s %s (%s): loads go on without a snapshot",
-                self.directory,
-                what,
-                why,
+                refused.folder,
+                refused.what,
+                refused.why,
             )
         else:
             self._warn_once(
-                "folder",
+                key,
                 "snapshot folder %s %s: no snapshot is used or written",
-                self.directory,
-                what,
+                refused.folder,
+                refused.what,
             )
-        return False
+
+    @contextlib.contextmanager
+    def _use(self) -> Iterator[int | None]:
+        """The folder's descriptor for one use, checked anew (a folder swapped for a link or
+        another user's while the process runs is refused from then on); None when refused."""
+        try:
+            fd, _ = open_folder(self.directory)
+        except FolderRefused as refused:
+            self._refused(refused)
+            yield None
+            return
+        try:
+            yield fd
+        finally:
+            os.close(fd)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -210,11 +228,23 @@ class SnapshotStore:
         return snapshot
 
     def _load(self, key: SnapshotKey, *, writing: bool = False) -> Snapshot | None:
-        path = self.path_for(key)
-        name = os.path.basename(path)
+        with self._use() as fd:
+            return None if fd is None else self._load_in(fd, key, writing=writing)
+
+    def _load_in(self, fd: int, key: SnapshotKey, *, writing: bool = False) -> Snapshot | None:
+        name = self._name_for(key)
         try:
-            data = read_file(path)
+            data = read_file(fd, name, self._limit)
         except FileNotFoundError:
+            return None
+        except HostileFile as hostile:
+            if not writing:  # a write replaces it: the reads say so
+                self._warn_once(
+                    f"hostile {name} {hostile.what}",
+                    "snapshot %s %s: not served",
+                    name,
+                    hostile.what,
+                )
             return None
         except OSError as exc:
             if writing:
@@ -236,45 +266,15 @@ class SnapshotStore:
         return problem
 
     def _unseal(self, data: bytes, key: SnapshotKey) -> Snapshot | str:
-        if len(data) < _HEADER + _NONCE + _TAG or not data.startswith(_MAGIC):
-            return "is truncated or not a phase-settings snapshot"
-        if data[len(_MAGIC)] != self._version:
-            return f"is of format version {data[len(_MAGIC)]}, this release reads {self._version}"
-        from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_decrypt
-        from nacl.exceptions import CryptoError
-
-        nonce = data[_HEADER : _HEADER + _NONCE]
-        try:
-            plain = crypto_aead_xchacha20poly1305_ietf_decrypt(
-                data[_HEADER + _NONCE :],
-                associated_data(key, self._version),
-                nonce,
-                self._keys.seal,
-            )
-        except CryptoError:
-            return "fails authentication (damaged, or sealed for another key or token)"
-        try:
-            secrets, fetched_at = decode_payload(plain)
-        except ValueError:
-            return "holds a payload this release cannot read"
-        return Snapshot(secrets, fetched_at)
+        return unseal(data, associated_data(key, self._version), self._keys.seal, self._version)
 
     # --- writing --------------------------------------------------------------------------
 
     def seal(self, key: SnapshotKey, secrets: Sequence[Secret], fetched_at: datetime) -> bytes:
         """The file contents for these secrets (a fresh random nonce each time)."""
-        from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt
-
-        nonce = self._random_bytes(_NONCE)
-        if len(nonce) != _NONCE:
-            raise ValueError("the nonce source returned the wrong number of bytes")
-        sealed = crypto_aead_xchacha20poly1305_ietf_encrypt(
-            encode_payload(secrets, fetched_at),
-            associated_data(key, self._version),
-            nonce,
-            self._keys.seal,
-        )
-        return _MAGIC + bytes([self._version]) + nonce + sealed
+        aad = associated_data(key, self._version)
+        nonce = self._random_bytes(NONCE_BYTES)
+        return seal(secrets, fetched_at, aad, self._keys.seal, self._version, nonce)
 
     def write(
         self,
@@ -311,6 +311,8 @@ class SnapshotStore:
             if lock.held_here():
                 return self._replace_if_newer(key, secrets, fetched_at)
             with lock.acquire(wait) as got:
+                if isinstance(lock.open_error, _AlreadySaid):
+                    return False  # the lock file's opener said why, once
                 if lock.open_error is not None:
                     raise lock.open_error
                 if not got and _has_fcntl():
@@ -335,27 +337,64 @@ class SnapshotStore:
     def _replace_if_newer(
         self, key: SnapshotKey, secrets: Sequence[Secret], fetched_at: datetime
     ) -> bool:
-        path = self.path_for(key)
-        on_disk = self._load(key, writing=True)
-        if on_disk is not None:
-            now = self._clock()
-            from_future = (on_disk.fetched_at - now) > timedelta(seconds=FUTURE_TOLERANCE)
-            if on_disk.fetched_at >= fetched_at and not from_future:
+        with self._use() as fd:
+            if fd is None:
                 return False
-        data = self.seal(key, secrets, fetched_at)
-        write_atomically(path, data)  # one temporary file per key: writers take turns
-        return True
+            on_disk = self._load_in(fd, key, writing=True)
+            if on_disk is not None:
+                now = self._clock()
+                from_future = (on_disk.fetched_at - now) > timedelta(seconds=FUTURE_TOLERANCE)
+                if on_disk.fetched_at >= fetched_at and not from_future:
+                    return False
+            data = self.seal(key, secrets, fetched_at)
+            # one temporary file per key: writers take turns
+            write_atomically(fd, self._name_for(key), data)
+            return True
 
     # --- lock -----------------------------------------------------------------------------
 
     def _lock_for(self, key: SnapshotKey) -> FileLock:
-        path = self.path_for(key)[: -len(_SUFFIX)] + ".lock"
+        name = self._name_for(key)[: -len(_SUFFIX)] + ".lock"
+        path = os.path.join(self.folder, name)
         with self._guard:
             lock = self._locks.get(path)
             if lock is None:
-                lock = FileLock(path, clock=self._monotonic, sleep=self._sleep)
+                lock = FileLock(
+                    path,
+                    clock=self._monotonic,
+                    sleep=self._sleep,
+                    opener=lambda: self._open_lock_file(name),
+                )
                 self._locks[path] = lock
             return lock
+
+    def _open_lock_file(self, name: str) -> int:
+        """The lock file, opened relative to the checked folder like every other file; a
+        failure is one WARNING (once per store and cause), then the load goes on without it."""
+        try:
+            fd, _ = open_folder(self.directory)
+        except FolderRefused as refused:
+            self._refused(refused)
+            raise _AlreadySaid(errno.EACCES, f"the snapshot folder {refused.what}") from None
+        try:
+            lock = open_file(fd, name, os.O_RDWR | os.O_CREAT)
+        except (HostileFile, OSError) as exc:
+            why = (
+                f"the lock file {exc.what}"
+                if isinstance(exc, HostileFile)
+                else exc.strerror or type(exc).__name__
+            )
+            self._warn_once(
+                f"lock {name} {why}",
+                "snapshot lock %s cannot be used (%s): loads go on without it, nothing is written",
+                name,
+                why,
+            )
+            raise _AlreadySaid(errno.EACCES, why) from None
+        finally:
+            os.close(fd)
+        os.fchmod(lock, 0o600)  # whatever the umask: never narrower, never wider
+        return lock
 
     @contextlib.contextmanager
     def lock(self, key: SnapshotKey, wait_seconds: float) -> Iterator[bool]:
@@ -373,6 +412,10 @@ class SnapshotStore:
     def holds_lock(self, key: SnapshotKey) -> bool:
         """True while this process holds the key's lock through this store."""
         return self.enabled and self._lock_for(key).held_here()
+
+
+class _AlreadySaid(OSError):
+    """A failure to open the lock file that has been logged (once) where it happened."""
 
 
 def _has_fcntl() -> bool:

@@ -310,18 +310,23 @@ def test_a_folder_that_cannot_be_created_is_one_warning_and_loads_go_on(
     assert load_status(Settings).source == "phase"
 
 
-def test_a_folder_of_loose_mode_is_not_used(
-    phase: Phase, folder: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("mode", [0o755, 0o777])
+def test_a_volume_of_another_mode_is_used_through_its_phase_subfolder(
+    phase: Phase, folder: Path, caplog: pytest.LogCaptureFixture, mode: int
 ) -> None:
-    folder.mkdir(mode=0o755)
-    folder.chmod(0o755)
+    """A Docker named volume (0755) or a Kubernetes emptyDir (0777) as phase_snapshot_dir:
+    the next process (and the next outage) finds the snapshot in ``<dir>/phase``."""
+    folder.mkdir()
+    folder.chmod(mode)
     phase.set("API_KEY", CANARY)
     Settings = make(phase, folder)
     Settings()
-    clear_cache()
-    Settings()
-    assert fetches(phase) == 2 and files(folder) == []
-    assert [w for w in snapshot_warnings(caplog) if "0755" in w]
+    clear_cache()  # a new process: served from the snapshot, younger than its TTL
+    assert value(Settings()) == CANARY
+    assert fetches(phase) == 1 and files(folder) == []
+    assert [p.name for p in folder.iterdir()] == ["phase"]
+    assert len(files(folder / "phase")) == 1
+    assert snapshot_warnings(caplog) == []
 
 
 def test_a_snapshot_that_cannot_be_written_is_one_warning_and_loads_go_on(

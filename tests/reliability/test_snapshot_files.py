@@ -303,7 +303,7 @@ def test_a_write_failing_at_any_step_keeps_the_previous_snapshot(
     assert store.write(KEY, secrets(1), T0)
     real = getattr(os, step)
 
-    def crash(*args: object) -> object:
+    def crash(*args: object, **kwargs: object) -> object:
         if step == "close" or (step == "write" and isinstance(args[0], int)):
             monkeypatch.setattr(os, step, real)  # fail once, mid-write
         raise OSError(28, "No space left on device")

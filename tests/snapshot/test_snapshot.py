@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
 import phase_settings
 from phase_settings import PhaseConfigError
 from phase_settings._models import Secret, SecretOverride
+from phase_settings._snapshot import envelope as envelope_module
 from phase_settings._snapshot import store as snapshot_module
 from phase_settings._snapshot.keys import derive_keys
 from phase_settings._snapshot.lock import FileLock
@@ -120,6 +121,7 @@ def test_round_trip_keeps_every_field(make_store: Callable[..., SnapshotStore]) 
     values=st.lists(st.text(st.characters(codec=None), max_size=30), min_size=1, max_size=5),
     tags=st.lists(st.text(max_size=5), max_size=3).map(tuple),
 )
+@settings(deadline=None)  # it writes and fsyncs files: a loaded disk is slow, not wrong
 def test_round_trip_any_text(tmp_path_factory: pytest.TempPathFactory, values, tags) -> None:  # type: ignore[no-untyped-def]
     store = SnapshotStore(tmp_path_factory.mktemp("s") / "snap", TOKEN)
     secrets = [Secret(f"id{i}", f"K{i}", v, tags=tags) for i, v in enumerate(values)]
@@ -241,7 +243,7 @@ def test_a_sealed_payload_of_the_wrong_shape_is_damaged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     store = make_store()
-    monkeypatch.setattr(snapshot_module, "encode_payload", lambda s, t: b'{"secrets": 3}')
+    monkeypatch.setattr(envelope_module, "encode_payload", lambda s, t: b'{"secrets": 3}')
     assert store.write(KEY, SECRETS, T0)
     monkeypatch.undo()
     assert store.read(KEY) is None
@@ -312,21 +314,59 @@ def test_age_and_remaining_lifetime() -> None:
 # --- folder checks -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", [0o755, 0o750, 0o701, 0o500])
-def test_a_folder_with_loose_or_wrong_mode_disables_the_store(
+@pytest.mark.parametrize("mode", [0o755, 0o777, 0o750, 0o701, 0o711])
+def test_a_volume_of_another_mode_keeps_the_snapshots_in_its_phase_subfolder(
     folder: Path, mode: int, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Docker's named volumes come 0755, Kubernetes' emptyDir 0777 (DESIGN §4)."""
     folder.mkdir()
     folder.chmod(mode)
+    store = SnapshotStore(folder, TOKEN)
+    assert store.enabled and store.folder == str(folder / "phase")
+    assert store.write(KEY, SECRETS, T0)
+    assert store.read(KEY, now=T0) == Snapshot(SECRETS, T0)
+    with store.lock(KEY, 0.0) as got:
+        assert got
+    assert [p.name for p in folder.iterdir()] == ["phase"]
+    assert stat.S_IMODE((folder / "phase").stat().st_mode) == 0o700
+    assert stat.S_IMODE(folder.stat().st_mode) == mode  # the volume itself is left as it is
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (folder / "phase").iterdir()} == {0o600}
+    assert warnings_of(caplog) == []
+    assert SnapshotStore(folder, TOKEN).read(KEY, now=T0) == Snapshot(SECRETS, T0)
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o750, 0o777])
+def test_a_phase_subfolder_of_another_mode_is_refused(
+    folder: Path, mode: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    (folder / "phase").mkdir()
+    (folder / "phase").chmod(mode)  # the rule applies once: never to <dir>/phase
     store = SnapshotStore(folder, TOKEN)
     assert not store.enabled
     assert not store.write(KEY, SECRETS, T0)
     assert store.read(KEY) is None
-    with store.lock(KEY, 0.0) as got:
-        assert not got
-    assert list(folder.iterdir()) == []
+    assert list((folder / "phase").iterdir()) == []
     assert warnings_of(caplog) == [
-        f"snapshot folder {folder} has mode {mode:04o}, not 0700: no snapshot is used or written"
+        f"snapshot folder {folder / 'phase'} has mode {mode:04o}, not 0700: "
+        "no snapshot is used or written"
+    ]
+
+
+def test_a_phase_subfolder_that_is_a_link_is_refused(
+    folder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    (folder / "phase").symlink_to(elsewhere)
+    store = SnapshotStore(folder, TOKEN)
+    assert not store.enabled and not store.write(KEY, SECRETS, T0)
+    assert list(elsewhere.iterdir()) == []
+    assert warnings_of(caplog) == [
+        f"snapshot folder {folder / 'phase'} is a symbolic link: no snapshot is used or written"
     ]
 
 
@@ -374,7 +414,9 @@ def test_write_failures_are_one_warning_and_never_raise(
     assert not store.write(KEY, SECRETS, T0)
     assert not store.write(KEY, SECRETS, T0 + timedelta(seconds=1))
     assert store.read(KEY) is None
-    assert len(warnings_of(caplog)) == 2  # one for writing (once), one for reading
+    assert warnings_of(caplog) == [  # once, for writing and reading alike
+        f"snapshot folder {folder} is not a folder: no snapshot is used or written"
+    ]
 
 
 # --- the lock ------------------------------------------------------------------------------
@@ -495,7 +537,7 @@ def test_the_runtime_checks_a_folder_once_per_process(
         settings = {"phase_token": token, "phase_app_id": "app", "phase_snapshot_dir": folder}
         return resolve_config({**settings, **more}, {}, environ={})
 
-    folder.mkdir(mode=0o755)
+    folder.write_text("")  # a file where the folder should be: refused
     clear_cache()
     try:
         first = runtime.store_for(config())
