@@ -1,15 +1,13 @@
 """``PhaseClient`` and ``AsyncPhaseClient``: Phase's APIs with retries under a deadline.
 
-Both are thin drivers of the sans-IO core in :mod:`.._core.protocol`, on the shared base in
-:mod:`.driver`: the core says what to send, how to read each reply and how long to wait; a
-driver sends over its httpx client and sleeps (the async one with anyio, so it runs under
-asyncio and trio). Every socket operation is clamped to the deadline by the transport's
-network backend, so a call never outlives it.
+Thin drivers of the sans-IO core (:mod:`.._core.protocol`) on their shared base (:mod:`.driver`):
+the core says what to send, how to read each reply and how long to wait; a driver sends over
+its httpx client and sleeps (the async one with anyio: asyncio and trio). The transport's
+network backend clamps every socket operation to the deadline: a call never outlives it.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from random import Random
@@ -20,8 +18,7 @@ import anyio
 import httpx
 
 from .._core.deadline import deadline_scope
-from .._core.failures import Stage
-from .._core.protocol import Outcome, Plan, Send, Sleep
+from .._core.protocol import Body, Outcome, Plan, Send, Sleep
 from .._errors import PhaseConfigError, ascrubbed, scrubbed
 from .._models import PhaseApp, PhaseEnvironment, Secret
 from .._settings.config import Mode
@@ -104,10 +101,9 @@ class PhaseClient(Driver[httpx.BaseTransport, Callable[[float], None]]):
 
     def close(self) -> None:
         """Close the connection pool."""
-        self._closed = True
-        if self._http_client is not None and self._pid == os.getpid():
-            self._http_client.close()
-        self._http_client = None
+        pool = self._release()
+        if pool is not None:
+            pool.close()
 
     def __enter__(self) -> Self:
         return self
@@ -138,29 +134,19 @@ class PhaseClient(Driver[httpx.BaseTransport, Callable[[float], None]]):
                 return result
 
     def _attempt(self, send: Send) -> Outcome:
-        stage: Stage = "send"
-        status: int | None = None
+        body: Body | None = None  # set once the reply's head has arrived
         try:
             with (
                 deadline_scope(send.deadline),
-                self._http.stream(
-                    send.method,
-                    send.url,
-                    params=send.params,
-                    content=send.content,
-                    headers=send.headers,
-                    timeout=send.timeout,
-                ) as response,
+                self._http.stream(send.method, send.url, **self._stream_options(send)) as reply,
             ):
-                stage = "body"
-                status = response.status_code
-                body = self._core.body(response.status_code, response.headers, send)
+                body = self._core.body(reply.status_code, reply.headers, send)
                 if not body.too_large:
-                    for chunk in response.iter_bytes():
+                    for chunk in reply.iter_bytes():
                         if not body.add(chunk):
                             break
         except (httpx.HTTPError, OSError, PhaseConfigError) as exc:
-            return self._failed(exc, stage, send, status)
+            return self._failed(exc, send, body)
         return body.outcome()
 
     # -- the REST API: each call is one plan of the API layer, run by _run -------------------
@@ -285,10 +271,9 @@ class AsyncPhaseClient(Driver[httpx.AsyncBaseTransport, Callable[[float], Awaita
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        self._closed = True
-        if self._http_client is not None and self._pid == os.getpid():
-            await self._http_client.aclose()
-        self._http_client = None
+        pool = self._release()
+        if pool is not None:
+            await pool.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -319,30 +304,22 @@ class AsyncPhaseClient(Driver[httpx.AsyncBaseTransport, Callable[[float], Awaita
                 return result
 
     async def _attempt(self, send: Send) -> Outcome:
-        stage: Stage = "send"
-        status: int | None = None
+        body: Body | None = None  # set once the reply's head has arrived
         try:
             # The backend clamps each socket operation (and the request timeout the pool wait)
             # to the deadline. No outer cancel scope: cancelling a TLS handshake from outside
             # would skip httpcore's cleanup and leak the socket.
             with deadline_scope(send.deadline):
                 async with self._http.stream(
-                    send.method,
-                    send.url,
-                    params=send.params,
-                    content=send.content,
-                    headers=send.headers,
-                    timeout=send.timeout,
-                ) as response:
-                    stage = "body"
-                    status = response.status_code
-                    body = self._core.body(response.status_code, response.headers, send)
+                    send.method, send.url, **self._stream_options(send)
+                ) as reply:
+                    body = self._core.body(reply.status_code, reply.headers, send)
                     if not body.too_large:
-                        async for chunk in response.aiter_bytes():
+                        async for chunk in reply.aiter_bytes():
                             if not body.add(chunk):
                                 break
         except (httpx.HTTPError, OSError, PhaseConfigError) as exc:
-            return self._failed(exc, stage, send, status)
+            return self._failed(exc, send, body)
         return body.outcome()
 
     @ascrubbed

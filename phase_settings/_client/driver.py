@@ -13,9 +13,8 @@ import httpx
 
 from .._core.api import SecretsApi
 from .._core.deadline import Deadline
-from .._core.failures import Stage
 from .._core.gate import NO_GATE, RequestGate
-from .._core.protocol import Outcome, Plan, Protocol, Send, Sleep
+from .._core.protocol import Body, Outcome, Plan, Protocol, Send, Sleep
 from .._core.switch import ApiSwitch
 from .._errors import PhaseConfigError
 from .._transport.failures import classify_failure
@@ -101,6 +100,13 @@ class Driver(Generic[TransportT, SleepT]):
         self._pid = os.getpid()
         return True
 
+    def _release(self) -> Any:
+        """Mark the client closed; the pool to close, if this process built one (a pool
+        inherited across fork() is the parent's: left alone)."""
+        self._closed = True
+        pool, self._http_client = self._http_client, None
+        return pool if pool is not None and self._pid == os.getpid() else None
+
     def _client_options(self) -> dict[str, Any]:
         return {
             "follow_redirects": False,
@@ -115,10 +121,21 @@ class Driver(Generic[TransportT, SleepT]):
         load_deadline = self._core.deadline(deadline)
         return load_deadline, self._core.run(plan, load_deadline)
 
-    def _failed(self, exc: BaseException, stage: Stage, send: Send, status: int | None) -> Outcome:
-        """The outcome of an attempt that raised ``exc``: a refusal of ours (a proxy or host
-        the transport will not use) as it is, anything else as the transport classifies it."""
+    def _stream_options(self, send: Send) -> dict[str, Any]:
+        """The httpx ``stream()`` arguments of an attempt, after its method and URL."""
+        return {
+            "params": send.params,
+            "content": send.content,
+            "headers": send.headers,
+            "timeout": send.timeout,
+        }
+
+    def _failed(self, exc: BaseException, send: Send, body: Body | None) -> Outcome:
+        """The outcome of an attempt that raised ``exc`` (``body``: the reply being read, None
+        before its head arrived): a refusal of ours (a proxy or host the transport will not
+        use) as it is, anything else as the transport classifies it."""
         if isinstance(exc, PhaseConfigError):
             return Outcome(error=exc, reached_server=False)
-        failure = classify_failure(exc, stage)
+        failure = classify_failure(exc, "send" if body is None else "body")
+        status = None if body is None else body.status
         return self._core.failure(exc, failure, send.deadline, status=status, send=send)

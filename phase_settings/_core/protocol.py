@@ -26,7 +26,17 @@ from .gate import NO_GATE, RequestGate
 from .replies import Outcome, failure_error, read_reply, status_error, too_large
 from .retry import RetryPolicy, next_wait, parse_retry_after
 
-__all__ = ["CoreOptions", "Outcome", "Plan", "Protocol", "ReplyRules", "Request", "Send", "Sleep"]
+__all__ = [
+    "Body",
+    "CoreOptions",
+    "Outcome",
+    "Plan",
+    "Protocol",
+    "ReplyRules",
+    "Request",
+    "Send",
+    "Sleep",
+]
 
 logger = logging.getLogger("phase_settings.client")
 
