@@ -1,11 +1,12 @@
-"""Transport failures classified by type, in one table.
+"""Transport failures classified by type, in one table, into the core's plain kinds
+(:mod:`.._core.failures`); the drivers call :func:`classify_failure` and the core turns the
+kind into the error a user reads.
 
 A timeout at any stage (connect, TLS handshake, read, write, through a proxy or not) and a
 dropped connection are transient: a :class:`PhaseConnectionError`, retried and eligible for
 fallback. Only a real certificate or TLS protocol failure is a :class:`PhaseTLSError`; a peer
 that answers with bytes that are not HTTP is a :class:`PhaseResponseError` (a wrong
-``PHASE_HOST``). No message text is read.
-"""
+``PHASE_HOST``). No message text is read."""
 
 from __future__ import annotations
 

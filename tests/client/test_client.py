@@ -37,9 +37,10 @@ from phase_settings import (
 )
 from phase_settings._client.client import ClientOptions
 from phase_settings._core.deadline import Deadline
+from phase_settings._core.failures import Kind, Stage
 from phase_settings._core.protocol import Protocol
 from phase_settings._settings.config import resolve_config
-from phase_settings._transport.failures import Kind, Stage, classify_failure
+from phase_settings._transport.failures import classify_failure
 from phase_settings.testing import FakePhase
 
 from ..conftest import Phase
