@@ -1,30 +1,28 @@
 """``PhaseClient`` and ``AsyncPhaseClient``: Phase's APIs with retries under a deadline.
 
-Both are thin drivers of the sans-IO core in :mod:`._protocol`: it says what to send, how to
-read each reply and how long to wait; a driver sends over its httpx client and sleeps (the
-async one with anyio, so it runs under asyncio and trio). Every socket operation is clamped to
-the deadline by the transport's network backend, so a call never outlives it.
+Thin drivers of the sans-IO core (:mod:`.._core.protocol`) on their shared base (:mod:`.driver`):
+the core says what to send, how to read each reply and how long to wait; a driver sends over
+its httpx client and sleeps (the async one with anyio: asyncio and trio). The transport's
+network backend clamps every socket operation to the deadline: a call never outlives it.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from random import Random
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+import anyio
 import httpx
 
 from .._core.deadline import deadline_scope
-from .._core.protocol import Outcome, Plan, Send, Sleep
-from .._errors import PhaseConfigError, scrubbed
+from .._core.protocol import Body, Outcome, Plan, Send, Sleep
+from .._errors import PhaseConfigError, ascrubbed, scrubbed
 from .._models import PhaseApp, PhaseEnvironment, Secret
 from .._settings.config import Mode
-from .._transport.failures import Stage
-from .._transport.http import build_transport
-from .async_client import AsyncPhaseClient
+from .._transport.http import build_async_transport, build_transport
 from .driver import DeadlineArg, Driver
 from .options import DEFAULT_MAX_RESPONSE_BYTES, ClientOptions
 
@@ -33,7 +31,7 @@ T = TypeVar("T")
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AsyncPhaseClient", "ClientOptions", "PhaseClient"]
 
 
-class PhaseClient(Driver):
+class PhaseClient(Driver[httpx.BaseTransport, Callable[[float], None]]):
     """Synchronous client of Phase: the REST API, and the end-to-end-encrypted API for apps
     without server-side encryption (values decrypted on the client).
 
@@ -88,24 +86,10 @@ class PhaseClient(Driver):
             max_response_bytes=max_response_bytes,
             mode=mode,
         )
-        self._setup(options, transport, clock, rng)
-        self._sleep = sleep or time.sleep
+        self._setup(options, transport, clock, sleep, rng)
 
-    @classmethod
-    def from_options(
-        cls,
-        options: ClientOptions,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        clock: Callable[[], float] | None = None,
-        sleep: Callable[[float], None] | None = None,
-        rng: Random | None = None,
-    ) -> Self:
-        """A client for already checked :class:`ClientOptions`."""
-        client = cls.__new__(cls)
-        client._setup(options, transport, clock, rng)
-        client._sleep = sleep or time.sleep
-        return client
+    def _default_sleep(self) -> Callable[[float], None]:
+        return time.sleep
 
     @property
     def _http(self) -> httpx.Client:
@@ -117,10 +101,9 @@ class PhaseClient(Driver):
 
     def close(self) -> None:
         """Close the connection pool."""
-        self._closed = True
-        if self._http_client is not None and self._pid == os.getpid():
-            self._http_client.close()
-        self._http_client = None
+        pool = self._release()
+        if pool is not None:
+            pool.close()
 
     def __enter__(self) -> Self:
         return self
@@ -134,8 +117,7 @@ class PhaseClient(Driver):
         self.close()
 
     def _run(self, plan: Plan[T], deadline: DeadlineArg) -> T:
-        load_deadline = self._core.deadline(deadline)
-        steps = self._core.run(plan, load_deadline)
+        load_deadline, steps = self._steps(plan, deadline)
         reply: Outcome | None = None
         # The plan runs in the load's scope: its calls share what one load may reuse.
         with deadline_scope(load_deadline):
@@ -152,29 +134,19 @@ class PhaseClient(Driver):
                 return result
 
     def _attempt(self, send: Send) -> Outcome:
-        stage: Stage = "send"
-        status: int | None = None
+        body: Body | None = None  # set once the reply's head has arrived
         try:
             with (
                 deadline_scope(send.deadline),
-                self._http.stream(
-                    send.method,
-                    send.url,
-                    params=send.params,
-                    content=send.content,
-                    headers=send.headers,
-                    timeout=send.timeout,
-                ) as response,
+                self._http.stream(send.method, send.url, **self._stream_options(send)) as reply,
             ):
-                stage = "body"
-                status = response.status_code
-                body = self._core.body(response.status_code, response.headers, send)
+                body = self._core.body(reply.status_code, reply.headers, send)
                 if not body.too_large:
-                    for chunk in response.iter_bytes():
+                    for chunk in reply.iter_bytes():
                         if not body.add(chunk):
                             break
         except (httpx.HTTPError, OSError, PhaseConfigError) as exc:
-            return self._core.failure(exc, stage, send.deadline, status=status, send=send)
+            return self._failed(exc, send, body)
         return body.outcome()
 
     # -- the REST API: each call is one plan of the API layer, run by _run -------------------
@@ -249,3 +221,160 @@ class PhaseClient(Driver):
     ) -> list[PhaseEnvironment]:
         """Environments of an app that the token can access (``GET /v1/environments/``)."""
         return self._run(self._api.list_environments(app_id), deadline)
+
+
+class AsyncPhaseClient(Driver[httpx.AsyncBaseTransport, Callable[[float], Awaitable[None]]]):
+    """Asynchronous twin of :class:`PhaseClient` (same arguments; ``sleep`` is awaitable).
+    Runs under asyncio and trio."""
+
+    @scrubbed()
+    def __init__(
+        self,
+        token: Any = None,
+        host: str | None = None,
+        *,
+        timeout: float = 10.0,
+        deadline: float = 15.0,
+        max_attempts: int = 3,
+        verify_ssl: bool | str = True,
+        allow_http: bool = False,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        mode: Mode | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        rng: Random | None = None,
+    ):
+        options = ClientOptions(
+            token=token,
+            host=host,
+            timeout=timeout,
+            deadline=deadline,
+            max_attempts=max_attempts,
+            verify_ssl=verify_ssl,
+            allow_http=allow_http,
+            max_response_bytes=max_response_bytes,
+            mode=mode,
+        )
+        self._setup(options, transport, clock, sleep, rng)
+
+    def _default_sleep(self) -> Callable[[float], Awaitable[None]]:
+        return anyio.sleep
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        if self._client_needed():
+            transport = self._transport or build_async_transport(self.base_url, self.verify_ssl)
+            self._http_client = httpx.AsyncClient(transport=transport, **self._client_options())
+        client: httpx.AsyncClient = self._http_client
+        return client
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        pool = self._release()
+        if pool is not None:
+            await pool.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _run(self, plan: Plan[T], deadline: DeadlineArg) -> T:
+        load_deadline, steps = self._steps(plan, deadline)
+        reply: Outcome | None = None
+        # The plan runs in the load's scope: its calls share what one load may reuse.
+        with deadline_scope(load_deadline):
+            try:
+                while True:
+                    step = steps.send(reply)
+                    if isinstance(step, Sleep):
+                        await self._sleep(step.seconds)
+                        reply = None
+                    else:
+                        reply = await self._attempt(step)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+
+    async def _attempt(self, send: Send) -> Outcome:
+        body: Body | None = None  # set once the reply's head has arrived
+        try:
+            # The backend clamps each socket operation (and the request timeout the pool wait)
+            # to the deadline. No outer cancel scope: cancelling a TLS handshake from outside
+            # would skip httpcore's cleanup and leak the socket.
+            with deadline_scope(send.deadline):
+                async with self._http.stream(
+                    send.method, send.url, **self._stream_options(send)
+                ) as reply:
+                    body = self._core.body(reply.status_code, reply.headers, send)
+                    if not body.too_large:
+                        async for chunk in reply.aiter_bytes():
+                            if not body.add(chunk):
+                                break
+        except (httpx.HTTPError, OSError, PhaseConfigError) as exc:
+            return self._failed(exc, send, body)
+        return body.outcome()
+
+    @ascrubbed
+    async def list_secrets(
+        self,
+        app_id: str,
+        env: str,
+        *,
+        path: str | None = "/",
+        key: str | None = None,
+        tags: Sequence[str] | str | None = None,
+        deadline: DeadlineArg = None,
+    ) -> list[Secret]:
+        """See :meth:`PhaseClient.list_secrets`."""
+        return await self._run(self._api.list_secrets(app_id, env, path, key, tags), deadline)
+
+    @ascrubbed
+    async def create_secrets(
+        self,
+        app_id: str,
+        env: str,
+        secrets: Iterable[Mapping[str, Any]],
+        *,
+        deadline: DeadlineArg = None,
+    ) -> list[Secret]:
+        """See :meth:`PhaseClient.create_secrets`."""
+        return await self._run(self._api.create_secrets(app_id, env, secrets), deadline)
+
+    @ascrubbed
+    async def update_secrets(
+        self,
+        app_id: str,
+        env: str,
+        secrets: Iterable[Mapping[str, Any]],
+        *,
+        deadline: DeadlineArg = None,
+    ) -> list[Secret]:
+        """See :meth:`PhaseClient.update_secrets`."""
+        return await self._run(self._api.update_secrets(app_id, env, secrets), deadline)
+
+    @ascrubbed
+    async def delete_secrets(
+        self, app_id: str, env: str, ids: Iterable[str], *, deadline: DeadlineArg = None
+    ) -> int:
+        """See :meth:`PhaseClient.delete_secrets`."""
+        return await self._run(self._api.delete_secrets(app_id, env, ids), deadline)
+
+    @ascrubbed
+    async def list_apps(self, *, deadline: DeadlineArg = None) -> list[PhaseApp]:
+        """See :meth:`PhaseClient.list_apps`."""
+        return await self._run(self._api.list_apps(), deadline)
+
+    @ascrubbed
+    async def list_environments(
+        self, app_id: str, *, deadline: DeadlineArg = None
+    ) -> list[PhaseEnvironment]:
+        """See :meth:`PhaseClient.list_environments`."""
+        return await self._run(self._api.list_environments(app_id), deadline)

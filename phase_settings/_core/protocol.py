@@ -1,10 +1,11 @@
 """The sans-IO protocol core shared by the sync and async clients.
 
-It builds each request, classifies each reply and each transport failure, and runs the retry
-plan; the clients only move bytes and sleep. An API operation is a *plan*: a generator that
-yields :class:`Request` objects, receives each one's decoded JSON reply, and returns the
-result, so an operation that needs several requests is written as one function too.
-"""
+It builds each request, reads each reply (:mod:`.replies`; another API's status rules come
+with its requests) and each failure the transport has classified (:mod:`.failures`), and
+runs the retry plan; the clients only move bytes and sleep. An API operation is a *plan*: a
+generator that yields :class:`Request` objects, receives each one's decoded JSON reply, and
+returns the result, so an operation that needs several requests is written as one function
+too."""
 
 from __future__ import annotations
 
@@ -15,29 +16,27 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from random import Random
 from typing import Any, NamedTuple, TypeVar
+from typing import Protocol as Interface
 
-from .._client.options import ClientOptions
-from .._errors import (
-    PhaseAuthError,
-    PhaseConfigError,
-    PhaseConflictError,
-    PhaseConnectionError,
-    PhaseError,
-    PhaseNotFoundError,
-    PhaseRateLimitError,
-    PhaseRequestError,
-    PhaseResponseError,
-    PhaseServerError,
-    PhaseSSEDisabledError,
-    PhaseTLSError,
-    sanitize_server_text,
-)
-from .._transport.failures import Kind, Stage, classify_failure
+from .._errors import PhaseConnectionError, PhaseError, PhaseRateLimitError
 from .._version import __version__
 from .deadline import Deadline
+from .failures import Failure, Kind
+from .gate import NO_GATE, RequestGate
+from .replies import Outcome, failure_error, read_reply, status_error, too_large
 from .retry import RetryPolicy, next_wait, parse_retry_after
 
-__all__ = ["Outcome", "Plan", "Protocol", "Request", "Send", "Sleep"]
+__all__ = [
+    "Body",
+    "CoreOptions",
+    "Outcome",
+    "Plan",
+    "Protocol",
+    "ReplyRules",
+    "Request",
+    "Send",
+    "Sleep",
+]
 
 logger = logging.getLogger("phase_settings.client")
 
@@ -45,6 +44,44 @@ SLOW_START = 2.0  # seconds a load may wait for Phase before it says so
 
 USER_AGENT = f"phase-settings/{__version__}"
 T = TypeVar("T")
+
+
+class SecretValue(Interface):
+    """A value that shows itself only when asked (``pydantic.SecretStr``)."""
+
+    def get_secret_value(self) -> str: ...
+
+
+class CoreOptions(Interface):
+    """What the core reads of a client's options (``ClientOptions`` has all of it)."""
+
+    @property
+    def base_url(self) -> str: ...
+    @property
+    def authorization(self) -> SecretValue: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def deadline(self) -> float: ...
+    @property
+    def max_attempts(self) -> int: ...
+    @property
+    def max_response_bytes(self) -> int: ...
+
+
+class ReplyRules(Interface):
+    """How an API that answers differently from REST reads its error statuses, handed to the
+    core with each of its requests (the core itself knows only REST's rules)."""
+
+    def error(
+        self, status: int, body: bytes, *, method: str, retry_after: float | None
+    ) -> tuple[PhaseError, bool]:
+        """The error of a non-2xx, non-3xx reply and whether it may be retried."""
+        ...
+
+    def host(self, url: str) -> str:
+        """The host a failure message names for a request to ``url``."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +94,7 @@ class Request:
     body: Any = None  # JSON-serialisable, or None for no body
     url: str | None = None  # an absolute URL instead of the API base + ``route``
     headers: Mapping[str, str] | None = None  # extra headers (they may hold the token)
-    endpoint: str | None = None  # an end-to-end-encrypted API endpoint: "tokens" or "secrets"
+    rules: ReplyRules | None = None  # another API's status rules (REST's when None)
 
     def __repr__(self) -> str:  # headers hold the token
         return f"Request({self.method} {self.url or self.route})"
@@ -76,7 +113,7 @@ class Send(NamedTuple):
     headers: dict[str, str]
     timeout: float
     deadline: Deadline
-    endpoint: str | None = None  # set for the end-to-end-encrypted API: its status rules
+    rules: ReplyRules | None = None  # set for another API than REST: its status rules
 
     def __repr__(self) -> str:  # headers hold the token
         return f"Send({self.method} {self.url})"
@@ -86,15 +123,6 @@ class Sleep(NamedTuple):
     """Wait this many seconds, then report None."""
 
     seconds: float
-
-
-class Outcome(NamedTuple):
-    """What one attempt ended with: a payload, or an error plus whether it reached the server."""
-
-    payload: Any = None
-    error: PhaseError | None = None
-    reached_server: bool = True
-    retryable: bool = True  # False: never retried, whatever the retry policy says
 
 
 class Body:
@@ -121,21 +149,24 @@ class Body:
         if self.too_large:
             return self._core.too_large()
         send = self._send
-        if send is not None and send.endpoint is not None:
-            return self._core.e2ee_reply(send, self.status, bytes(self.chunks), self.retry_after)
+        if send is not None and send.rules is not None:
+            return self._core.rules_reply(send, self.status, bytes(self.chunks), self.retry_after)
         return self._core.reply(self.status, bytes(self.chunks), self.retry_after)
 
 
 class Protocol:
-    """Requests, replies and the retry plan for one client's options."""
+    """Requests, replies and the retry plan for one client's options; ``gate`` sees every
+    attempt and every 429 (see :mod:`.gate`)."""
 
     def __init__(
         self,
-        options: ClientOptions,
+        options: CoreOptions,
         clock: Callable[[], float] | None = None,
         rng: Random | None = None,
+        gate: RequestGate = NO_GATE,
     ):
         self.options = options
+        self.gate = gate
         self.clock = clock or time.monotonic
         self.policy = RetryPolicy(max_attempts=options.max_attempts, rng=rng or Random())
 
@@ -181,6 +212,7 @@ class Protocol:
                 raise PhaseConnectionError(
                     f"Could not reach Phase at {self.options.base_url}: the load's deadline passed"
                 )
+            self.gate.before_request(request.method, url)
             started = time.monotonic()
             outcome: Outcome = yield Send(
                 request.method,
@@ -190,9 +222,11 @@ class Protocol:
                 headers,
                 min(self.options.timeout, deadline.remaining()),
                 deadline,
-                request.endpoint,
+                request.rules,
             )
             self._log(request, outcome, attempt, started)
+            if isinstance(outcome.error, PhaseRateLimitError):
+                self.gate.rate_limited(url, outcome.error.retry_after)
             if outcome.error is None:
                 return outcome.payload
             if not outcome.retryable:
@@ -249,174 +283,48 @@ class Protocol:
         return Body(self, status, headers, send)
 
     def too_large(self) -> Outcome:
-        return Outcome(
-            error=PhaseResponseError(
-                f"Phase's reply is larger than max_response_bytes "
-                f"({self.options.max_response_bytes} bytes); raise phase_max_response_bytes if "
-                "the environment really is that large"
-            )
-        )
+        return too_large(self.options.max_response_bytes)
 
     def reply(self, status: int, body: bytes, retry_after: str | None = None) -> Outcome:
-        """Classify a complete reply: its payload, or the error it means."""
-        payload: Any = None
-        decoded = False
-        if body:
-            try:
-                payload = json.loads(body)
-                decoded = True
-            except (ValueError, RecursionError):
-                payload = None
-        text = sanitize_server_text(payload.get("error") if isinstance(payload, dict) else None)
-        base = self.options.base_url
-        if 200 <= status < 300:
-            if not decoded:
-                return Outcome(
-                    error=PhaseResponseError(
-                        f"Phase answered {status} but the body is not JSON. Is PHASE_HOST "
-                        f"({base}) a Phase API?",
-                        status=status,
-                    )
-                )
-            if isinstance(payload, dict) and "error" in payload and len(payload) == 1:
-                return Outcome(
-                    error=PhaseResponseError(
-                        f"Phase answered {status} with an error body", status=status, error=text
-                    )
-                )
-            return Outcome(payload=payload)
-        return Outcome(error=self._status_error(status, text, retry_after))
+        """Classify a complete reply of the REST API: its payload, or the error it means."""
+        return read_reply(status, body, retry_after, self.options.base_url)
 
-    def e2ee_reply(
+    def rules_reply(
         self, send: Send, status: int, body: bytes, retry_after: str | None = None
     ) -> Outcome:
-        """Classify a reply of the end-to-end-encrypted API: a write's 2xx has no body, and
-        error statuses follow that API's rules (a 500 to a write is not retried)."""
+        """Classify a reply of an API with its own status rules (``send.rules``): a write's 2xx
+        may have no body, and error statuses follow those rules (e.g. a 500 to a write of the
+        end-to-end-encrypted API is not retried)."""
         if 200 <= status < 300 and not body:
             return Outcome(payload=None)
         if 200 <= status < 300 or 300 <= status < 400:
             return self.reply(status, body, retry_after)
-        from .._e2ee.api import error_for_status
-
-        assert send.endpoint is not None
-        error, retryable = error_for_status(
-            status,
-            body,
-            endpoint=send.endpoint,
-            method=send.method,
-            retry_after=parse_retry_after(retry_after),
+        assert send.rules is not None
+        error, retryable = send.rules.error(
+            status, body, method=send.method, retry_after=parse_retry_after(retry_after)
         )
         return Outcome(error=error, retryable=retryable)
-
-    def _status_error(self, status: int, text: str | None, retry_after: str | None) -> PhaseError:
-        base = self.options.base_url
-        if 300 <= status < 400:
-            return PhaseResponseError(
-                f"Phase answered with a redirect ({status}); redirects are not followed so the "
-                f"token never goes elsewhere. Check PHASE_HOST ({base})",
-                status=status,
-            )
-        if status == 429:
-            seconds = parse_retry_after(retry_after)
-            hint = f" (Retry-After: {seconds:g} s)" if seconds is not None else ""
-            return PhaseRateLimitError(
-                f"Phase rate limit reached{hint}; the account's requests per minute are used",
-                error=text,
-                retry_after=seconds,
-            )
-        if status in (400, 403) and text and text.startswith("SSE is not enabled"):
-            return PhaseSSEDisabledError(
-                "This Phase app is end-to-end encrypted, so the REST API cannot serve it. Read "
-                "it over the end-to-end-encrypted API with a pss_ token that carries key parts "
-                "(pss_service:v2:… or pss_user:v1:…; the console's REST form 'ServiceAccount "
-                "<token>' has none) and phase_mode 'auto' or 'e2ee', or enable server-side "
-                "encryption (SSE) in the app's settings",
-                status=status,
-                error=text,
-            )
-        if status in (401, 403):
-            return PhaseAuthError(
-                f"Phase refused the token ({status}): check that PHASE_SERVICE_TOKEN is valid, "
-                "not expired, and has access to this app and environment",
-                status=status,
-                error=text,
-            )
-        if status == 404 and text is None:
-            return PhaseResponseError(
-                f"Got 404 without Phase's JSON error body: PHASE_HOST ({base}) does not look "
-                "like a Phase API",
-                status=status,
-            )
-        if status == 404:
-            return PhaseNotFoundError(
-                "Phase could not find it: check the app id and environment name",
-                status=status,
-                error=text,
-            )
-        if status == 409:
-            return PhaseConflictError(
-                "Phase reported a conflict (a secret with this key exists at this path?)",
-                status=status,
-                error=text,
-            )
-        if 400 <= status < 500:
-            return PhaseRequestError(
-                f"Phase rejected the request ({status})", status=status, error=text
-            )
-        if 500 <= status < 600:
-            return PhaseServerError(
-                f"Phase had a server error ({status})", status=status, error=text
-            )
-        return PhaseResponseError(
-            f"Phase answered with an unexpected status ({status})", status=status
-        )
 
     # -- transport failures -------------------------------------------------------------------
 
     def failure(
         self,
         exc: BaseException,
-        stage: Stage,
+        failure: Failure,
         deadline: Deadline,
         *,
         status: int | None = None,
         send: Send | None = None,
     ) -> Outcome:
-        """The outcome of an attempt that raised ``exc`` (see :func:`classify_failure`);
-        ``status`` is the reply's status when the failure came while reading its body, ``send``
-        the attempt (a request to the end-to-end-encrypted API names that API's host)."""
-        if isinstance(exc, PhaseConfigError):
-            return Outcome(error=exc, reached_server=False)
-        failure = classify_failure(exc, stage)
+        """The outcome of an attempt that raised ``exc``, which the transport classified as
+        ``failure``; ``status`` is the reply's status when the failure came while reading its
+        body, ``send`` the attempt (a request to another API names that API's host)."""
         if failure.kind is Kind.DECODING and status is not None and not 200 <= status < 300:
             # An error reply (a proxy's 502 labelled gzip) means what its status says: the
             # body only carries Phase's error text, so a 5xx is still retried and may fall back.
-            return Outcome(error=self._status_error(status, None, None))
+            return Outcome(error=status_error(status, None, None, self.options.base_url))
         base = self.options.base_url
-        if send is not None and send.endpoint is not None:
-            base = send.url.split("/service/", 1)[0]  # Phase Cloud: the console's host
-        error: PhaseError
-        if failure.kind is Kind.TLS:
-            error = PhaseTLSError(
-                f"TLS failed talking to {base}: the certificate could not be verified or the "
-                "TLS handshake was refused. Give a CA bundle with PHASE_VERIFY_SSL=/path/to/ca.pem"
-            )
-        elif failure.kind is Kind.DECODING:
-            error = PhaseResponseError("Phase's reply could not be decoded (bad Content-Encoding)")
-        elif failure.kind is Kind.BAD_URL:
-            error = PhaseConfigError(f"PHASE_HOST is not a usable URL: {type(exc).__name__}")
-        elif failure.kind is Kind.NOT_HTTP:
-            error = PhaseResponseError(
-                f"The server at {base} did not answer in HTTP: is PHASE_HOST (and its "
-                "http/https scheme) right?"
-            )
-        else:
-            reason = (
-                "the load's deadline passed"
-                if deadline.expired
-                else f"timed out ({type(exc).__name__})"
-                if failure.timeout
-                else type(exc).__name__
-            )
-            error = PhaseConnectionError(f"Could not reach Phase at {base}: {reason}")
+        if send is not None and send.rules is not None:
+            base = send.rules.host(send.url)
+        error = failure_error(exc, failure, base=base, deadline_expired=deadline.expired)
         return Outcome(error=error, reached_server=failure.reached_server)

@@ -13,7 +13,14 @@ from pydantic import SecretStr
 
 from .._errors import PhaseConfigError, scrubbed
 
-__all__ = ["KNOWN_VERSIONS", "TOKEN_FORMS", "auth_header", "token_fingerprint", "token_kind"]
+__all__ = [
+    "KNOWN_VERSIONS",
+    "TOKEN_FORMS",
+    "auth_header",
+    "has_key_parts",
+    "token_fingerprint",
+    "token_kind",
+]
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
 _VERSION = re.compile(r"v[0-9]+", re.ASCII)
@@ -81,3 +88,13 @@ def token_kind(header: str) -> str:
 def token_fingerprint(header: str) -> str:
     """A short, one-way name for a token: cache keys and logs use this, never the token."""
     return hashlib.sha256(header.encode()).hexdigest()[:16]
+
+
+def has_key_parts(token: str | SecretStr) -> bool:
+    """True when ``token`` is a ``pss_`` token with all three key parts (64 hex digits each)."""
+    parts = _secret(token).strip().split(":")
+    return (
+        len(parts) == 6
+        and parts[0] in ("pss_service", "pss_user")
+        and all(_HEX64.fullmatch(part) for part in parts[2:])
+    )

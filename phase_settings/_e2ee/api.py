@@ -38,6 +38,8 @@ from .keys import EnvKeys
 
 __all__ = [
     "CLOUD_E2EE_HOST",
+    "RULES",
+    "E2EERules",
     "Request",
     "create_request",
     "delete_request",
@@ -319,3 +321,31 @@ def error_for_status(
     return PhaseResponseError(
         f"Phase answered with an unexpected status ({status})", status=status
     ), False
+
+
+class E2EERules:
+    """This API's status rules for one endpoint, handed to the protocol core with each request
+    (the core's ``ReplyRules``): errors by :func:`error_for_status`, failures named by host."""
+
+    __slots__ = ("endpoint",)
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+
+    def __repr__(self) -> str:
+        return f"E2EERules({self.endpoint})"
+
+    def error(
+        self, status: int, body: bytes, *, method: str, retry_after: float | None
+    ) -> tuple[PhaseError, bool]:
+        """See :func:`error_for_status`."""
+        return error_for_status(
+            status, body, endpoint=self.endpoint, method=method, retry_after=retry_after
+        )
+
+    def host(self, url: str) -> str:
+        """The console host of a request (Phase Cloud's E2EE API is not at the REST base)."""
+        return url.split("/service/", 1)[0]
+
+
+RULES = {"tokens": E2EERules("tokens"), "secrets": E2EERules("secrets")}

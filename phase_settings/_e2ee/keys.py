@@ -19,6 +19,7 @@ from typing import NoReturn
 
 from pydantic import SecretStr
 
+from .._core.tokens import has_key_parts
 from .._errors import PhaseAuthError, PhaseConfigError, PhaseResponseError
 from .cipher import (
     CipherError,
@@ -42,17 +43,6 @@ _NEEDS_PSS = (
 
 def _refuse_pickle(kind: str) -> NoReturn:
     raise TypeError(f"{kind} holds key material and cannot be pickled or copied to disk")
-
-
-def has_key_parts(token: str | SecretStr) -> bool:
-    """True when ``token`` is a ``pss_`` token with all three key parts (64 hex digits each)."""
-    raw = token.get_secret_value() if isinstance(token, SecretStr) else token
-    parts = raw.strip().split(":")
-    return (
-        len(parts) == 6
-        and parts[0] in ("pss_service", "pss_user")
-        and all(_HEX64.fullmatch(part) for part in parts[2:])
-    )
 
 
 class TokenKeys:

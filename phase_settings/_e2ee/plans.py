@@ -1,6 +1,6 @@
-"""The six client operations over the end-to-end-encrypted API, and the ``"auto"`` mode that
-picks an API per app; plans of the protocol core (see :mod:`._protocol`), written once for the
-sync and async clients and run under the same retry and deadline rules as REST.
+"""The six client operations over the end-to-end-encrypted API: plans of the protocol core
+(see :mod:`.._core.protocol`), written once for the sync and async clients and run under the
+same retry and deadline rules as REST.
 
 Each call reads what it needs and decrypts on the client: the tokens request (the token's
 apps, environments and wrapped key share), then one secrets request per folder, and one per
@@ -11,36 +11,24 @@ the call's own objects and are gone when it returns.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 
-from .._client.options import ClientOptions
-from .._client.switch import is_e2ee, mark_e2ee
 from .._core.deadline import current_deadline
-from .._core.protocol import Plan, Request
+from .._core.protocol import Plan, Request, SecretValue
+from .._core.requests import secret_params, secrets_body
 from .._core.tokens import token_fingerprint
-from .._errors import PhaseError, PhaseResponseError, PhaseSSEDisabledError
+from .._errors import PhaseError, PhaseResponseError
 from .._models import PhaseApp, PhaseEnvironment, Secret
-from .._rest.api import RestApi, secret_params, secrets_body
-from .api import (
-    Request as E2EERequest,
-)
-from .api import (
-    create_request,
-    delete_request,
-    e2ee_host,
-    tokens_request,
-    update_request,
-)
-from .keys import EnvKeys, TokenKeys, has_key_parts
+from .api import RULES, create_request, delete_request, e2ee_host, tokens_request, update_request
+from .api import Request as E2EERequest
+from .keys import EnvKeys, TokenKeys
 from .load import E2EELoad
 from .references import normalize_path
 from .replies import TokenAccess, parse_tokens
 
-__all__ = ["AutoApi", "E2EEApi", "api_for"]
-
-T = TypeVar("T")
+__all__ = ["E2EEApi", "E2EEOptions"]
 
 _MAX_BATCHES = 100  # a load needs 2 + one per reference round (at most 30): a bound, not a limit
 
@@ -53,7 +41,7 @@ def _request(request: E2EERequest, endpoint: str) -> Request:
         request.json,
         url=request.url,
         headers=request.headers,
-        endpoint=endpoint,
+        rules=RULES[endpoint],
     )
 
 
@@ -81,12 +69,24 @@ def _tags(tags: Sequence[str] | str | None) -> tuple[str, ...]:
     return tuple(tag.strip() for tag in items if tag.strip())
 
 
+class E2EEOptions(Protocol):
+    """What this API reads of a client's options (``ClientOptions`` has all of it)."""
+
+    @property
+    def base_url(self) -> str: ...
+    @property
+    def authorization(self) -> SecretValue: ...
+    @property
+    def token(self) -> SecretStr | str | None: ...
+
+
 class E2EEApi:
-    """The end-to-end-encrypted API: decryption and references on the client."""
+    """The end-to-end-encrypted API: decryption and references on the client (a
+    :class:`~.._core.api.SecretsApi`)."""
 
     mode = "e2ee"
 
-    def __init__(self, options: ClientOptions) -> None:
+    def __init__(self, options: E2EEOptions) -> None:
         self._options = options
         self._host = e2ee_host(options.base_url)
 
@@ -223,92 +223,3 @@ class E2EEApi:
 
     def list_environments(self, app_id: str) -> Plan[list[PhaseEnvironment]]:
         return (yield from self._access()).list_environments(app_id)
-
-
-class AutoApi:
-    """REST first; an app that the REST API refuses for want of SSE is read over the
-    end-to-end-encrypted API from then on, by every client of the process."""
-
-    mode = "auto"
-
-    def __init__(self, options: ClientOptions) -> None:
-        self._base = options.base_url
-        token = options.token
-        self._has_keys = isinstance(token, SecretStr) and has_key_parts(token)
-        self._rest = RestApi()
-        self._e2ee = E2EEApi(options)
-
-    def _routed(self, app_id: str, rest: Plan[T], e2ee: Plan[T]) -> Plan[T]:
-        if is_e2ee(self._base, app_id):
-            rest.close()
-        else:
-            try:
-                result = yield from rest
-            except PhaseSSEDisabledError:
-                if not self._has_keys:  # the console's REST form: no key parts to decrypt
-                    e2ee.close()
-                    raise
-                mark_e2ee(self._base, app_id)
-            else:
-                e2ee.close()
-                return result
-        return (yield from e2ee)
-
-    def list_secrets(
-        self,
-        app_id: str,
-        env: str,
-        path: str | None = "/",
-        key: str | None = None,
-        tags: Sequence[str] | str | None = None,
-    ) -> Plan[list[Secret]]:
-        return self._routed(
-            app_id,
-            self._rest.list_secrets(app_id, env, path, key, tags),
-            self._e2ee.list_secrets(app_id, env, path, key, tags),
-        )
-
-    def create_secrets(
-        self, app_id: str, env: str, secrets: Iterable[Mapping[str, Any]]
-    ) -> Plan[list[Secret]]:
-        items = list(secrets)  # both plans may need them
-        return self._routed(
-            app_id,
-            self._rest.create_secrets(app_id, env, items),
-            self._e2ee.create_secrets(app_id, env, items),
-        )
-
-    def update_secrets(
-        self, app_id: str, env: str, secrets: Iterable[Mapping[str, Any]]
-    ) -> Plan[list[Secret]]:
-        items = list(secrets)
-        return self._routed(
-            app_id,
-            self._rest.update_secrets(app_id, env, items),
-            self._e2ee.update_secrets(app_id, env, items),
-        )
-
-    def delete_secrets(self, app_id: str, env: str, ids: Iterable[str]) -> Plan[int]:
-        id_list = list(ids)
-        return self._routed(
-            app_id,
-            self._rest.delete_secrets(app_id, env, id_list),
-            self._e2ee.delete_secrets(app_id, env, id_list),
-        )
-
-    def list_apps(self) -> Plan[list[PhaseApp]]:
-        return self._rest.list_apps()  # the REST API lists apps with and without SSE
-
-    def list_environments(self, app_id: str) -> Plan[list[PhaseEnvironment]]:
-        return self._routed(
-            app_id, self._rest.list_environments(app_id), self._e2ee.list_environments(app_id)
-        )
-
-
-def api_for(options: ClientOptions) -> RestApi | E2EEApi | AutoApi:
-    """The plan layer of ``options.mode``."""
-    if options.mode == "e2ee":
-        return E2EEApi(options)
-    if options.mode == "sse":
-        return RestApi()
-    return AutoApi(options)

@@ -1,39 +1,24 @@
-"""Transport failures classified by type, in one table.
+"""Transport failures classified by type, in one table, into the core's plain kinds
+(:mod:`.._core.failures`); the drivers call :func:`classify_failure` and the core turns the
+kind into the error a user reads.
 
 A timeout at any stage (connect, TLS handshake, read, write, through a proxy or not) and a
 dropped connection are transient: a :class:`PhaseConnectionError`, retried and eligible for
 fallback. Only a real certificate or TLS protocol failure is a :class:`PhaseTLSError`; a peer
 that answers with bytes that are not HTTP is a :class:`PhaseResponseError` (a wrong
-``PHASE_HOST``). No message text is read.
-"""
+``PHASE_HOST``). No message text is read."""
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import Iterator
-from enum import Enum
-from typing import Literal, NamedTuple
 
 import httpcore
 import httpx
 
+from .._core.failures import Failure, Kind, Stage
+
 __all__ = ["Failure", "Kind", "Stage", "classify_failure"]
-
-Stage = Literal["send", "body"]
-
-
-class Kind(Enum):
-    CONNECTION = "connection"  # transient: retried, may fall back
-    TLS = "tls"  # certificate or TLS protocol: final, never falls back
-    NOT_HTTP = "not-http"  # the peer does not speak HTTP: a wrong PHASE_HOST
-    DECODING = "decoding"  # a bad Content-Encoding
-    BAD_URL = "bad-url"  # httpx cannot use the URL
-
-
-class Failure(NamedTuple):
-    kind: Kind
-    reached_server: bool  # False only when the request surely never left (POST may retry)
-    timeout: bool
 
 
 # ssl errors that mean the connection went away mid-handshake, not that TLS failed

@@ -37,9 +37,10 @@ from phase_settings import (
 )
 from phase_settings._client.client import ClientOptions
 from phase_settings._core.deadline import Deadline
+from phase_settings._core.failures import Kind, Stage
 from phase_settings._core.protocol import Protocol
 from phase_settings._settings.config import resolve_config
-from phase_settings._transport.failures import Kind, Stage, classify_failure
+from phase_settings._transport.failures import classify_failure
 from phase_settings.testing import FakePhase
 
 from ..conftest import Phase
@@ -560,13 +561,11 @@ def test_failure_table(exc: BaseException, stage: Stage, kind: Kind, reached: bo
 def test_a_timeout_is_a_connection_error_and_a_certificate_failure_a_tls_error() -> None:
     core = Protocol(ClientOptions(token=TOKEN, host="https://phase.example.com"))
     deadline = Deadline(5)
-    timeout = core.failure(
-        _caused(httpx.ConnectTimeout("t"), ssl.SSLError(1, "x")), "send", deadline
-    )
+    slow = _caused(httpx.ConnectTimeout("t"), ssl.SSLError(1, "x"))
+    timeout = core.failure(slow, classify_failure(slow, "send"), deadline)
     assert type(timeout.error) is PhaseConnectionError
-    cert = core.failure(
-        _caused(httpx.ConnectError("e"), ssl.SSLCertVerificationError(1, "x")), "send", deadline
-    )
+    refused = _caused(httpx.ConnectError("e"), ssl.SSLCertVerificationError(1, "x"))
+    cert = core.failure(refused, classify_failure(refused, "send"), deadline)
     assert type(cert.error) is PhaseTLSError
 
 

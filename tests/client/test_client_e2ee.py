@@ -18,16 +18,16 @@ from phase_settings import (
     Secret,
 )
 from phase_settings._client.options import ClientOptions
-from phase_settings._client.switch import reset
+from phase_settings._client.switch import PROCESS_SWITCH
 from phase_settings._settings.config import resolve_config
 from phase_settings.testing import FakePhase
 
 
 @pytest.fixture(autouse=True)
 def _fresh_switches() -> Iterator[None]:
-    reset()
+    PROCESS_SWITCH.reset()
     yield
-    reset()
+    PROCESS_SWITCH.reset()
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -157,7 +157,7 @@ def test_auto_mode_asks_rest_once_per_process(sealed: Sealed) -> None:
         other.list_secrets(sealed.app_id, "development", path="/conf")
         assert sealed.routes() == ["tokens", "secrets"]
     sealed.fake.clear_requests()
-    reset()  # the hook: forgotten, REST is asked again
+    PROCESS_SWITCH.reset()  # the hook: forgotten, REST is asked again
     with PhaseClient(sealed.token, sealed.url) as client:
         client.list_secrets(sealed.app_id, "development", path="/conf")
     assert sealed.routes() == ["rest", "tokens", "secrets"]

@@ -12,15 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from phase_settings import PhaseClient, Secret
-from phase_settings._client.switch import reset
+from phase_settings._client.switch import PROCESS_SWITCH
 from phase_settings.testing import FakePhase
 
 
 @pytest.fixture(autouse=True)
 def _fresh_switches() -> Iterator[None]:
-    reset()
+    PROCESS_SWITCH.reset()
     yield
-    reset()
+    PROCESS_SWITCH.reset()
 
 
 # A small grid, densely filled, so that most references find a target.

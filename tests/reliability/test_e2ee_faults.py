@@ -24,7 +24,7 @@ from phase_settings import (
     PhaseResponseError,
     Secret,
 )
-from phase_settings._client.switch import reset
+from phase_settings._client.switch import PROCESS_SWITCH
 from phase_settings.testing import FakePhase
 
 VALUE = "s3cret-value-canary"
@@ -32,9 +32,9 @@ VALUE = "s3cret-value-canary"
 
 @pytest.fixture(autouse=True)
 def _fresh_switches() -> Iterator[None]:
-    reset()
+    PROCESS_SWITCH.reset()
     yield
-    reset()
+    PROCESS_SWITCH.reset()
 
 
 @dataclass

@@ -400,11 +400,11 @@ def _key_material(fake: FakePhase, token: str, app_id: str) -> dict[str, str]:
 
 
 def test_e2ee_loads_writes_and_failures_show_no_key_material(sweep: Sweep) -> None:
-    from phase_settings._client.switch import reset
+    from phase_settings._client.switch import PROCESS_SWITCH
     from phase_settings._e2ee.keys import TokenKeys
     from phase_settings._e2ee.replies import parse_tokens
 
-    reset()
+    PROCESS_SWITCH.reset()
     fake = sweep.fake
     app = fake.add_app("sealed", sse=False)
     fake.set_secret(app, "development", "API_KEY", V_API)
@@ -466,5 +466,5 @@ def test_e2ee_loads_writes_and_failures_show_no_key_material(sweep: Sweep) -> No
         fake.fail_next(429, headers={"Retry-After": "60"})
         sweep.expect_error("429 on tokens", lambda: client.list_secrets(app, "development"))
         sweep.expect_error("no such env", lambda: client.list_secrets(app, "nowhere"))
-    reset()
+    PROCESS_SWITCH.reset()
     sweep.check()

@@ -19,15 +19,15 @@ from phase_settings import (
     aload,
     load_status,
 )
-from phase_settings._client.switch import reset
+from phase_settings._client.switch import PROCESS_SWITCH
 from phase_settings.testing import FakePhase
 
 
 @pytest.fixture(autouse=True)
 def _fresh_switches() -> Iterator[None]:
-    reset()
+    PROCESS_SWITCH.reset()
     yield
-    reset()
+    PROCESS_SWITCH.reset()
 
 
 @pytest.fixture
