@@ -19,7 +19,8 @@ from typing import NoReturn
 
 from pydantic import SecretStr
 
-from .._errors import PhaseAuthError, PhaseConfigError, PhaseResponseError
+from .._core.credentials import Credentials, KeyParts
+from .._errors import PhaseAuthError, PhaseResponseError
 from .cipher import (
     CipherError,
     aead_decrypt,
@@ -33,11 +34,6 @@ from .cipher import (
 __all__ = ["AccountKeys", "EnvKeys", "TokenKeys", "has_key_parts"]
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
-_NEEDS_PSS = (
-    "the end-to-end-encrypted API needs the key parts of a pss_ token "
-    "(pss_service:v2:…, pss_user:v1:… or pss_service:v1:…, six ':'-separated fields); the "
-    "console's REST form ('ServiceAccount <token>') works with SSE apps only"
-)
 
 
 def _refuse_pickle(kind: str) -> NoReturn:
@@ -46,13 +42,7 @@ def _refuse_pickle(kind: str) -> NoReturn:
 
 def has_key_parts(token: str | SecretStr) -> bool:
     """True when ``token`` is a ``pss_`` token with all three key parts (64 hex digits each)."""
-    raw = token.get_secret_value() if isinstance(token, SecretStr) else token
-    parts = raw.strip().split(":")
-    return (
-        len(parts) == 6
-        and parts[0] in ("pss_service", "pss_user")
-        and all(_HEX64.fullmatch(part) for part in parts[2:])
-    )
+    return Credentials(token).has_key_parts
 
 
 class TokenKeys:
@@ -74,13 +64,12 @@ class TokenKeys:
             PhaseConfigError: the token has no key parts (the console's REST form) or they are
                 not 64 hex digits each. The message never contains the token.
         """
-        if not has_key_parts(token):
-            raise PhaseConfigError(f"{name} cannot be used here: {_NEEDS_PSS}")
-        raw = token.get_secret_value() if isinstance(token, SecretStr) else token
-        parts = raw.strip().split(":")
-        return cls(
-            bytes.fromhex(parts[3]), bytes.fromhex(parts[4]), bytes.fromhex(parts[5]), parts[0]
-        )
+        return cls.from_parts(Credentials(token, origin=name).key_parts())
+
+    @classmethod
+    def from_parts(cls, parts: KeyParts) -> TokenKeys:
+        """The key parts a :class:`Credentials` parsed (``credentials.key_parts()``)."""
+        return cls(parts.public, parts.share0, parts.wrap_key, parts.prefix)
 
     def unwrap(self, wrapped_key_share: str) -> AccountKeys:
         """The account keypair, from the ``wrapped_key_share`` of the tokens reply.

@@ -13,13 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from pydantic import SecretStr
-
 from .._client.options import ClientOptions
 from .._client.switch import is_e2ee, mark_e2ee
 from .._core.deadline import current_deadline
 from .._core.protocol import Plan, Request
-from .._core.tokens import token_fingerprint
 from .._errors import PhaseError, PhaseResponseError, PhaseSSEDisabledError
 from .._models import PhaseApp, PhaseEnvironment, Secret
 from .._rest.api import RestApi, secret_params, secrets_body
@@ -33,7 +30,7 @@ from .api import (
     tokens_request,
     update_request,
 )
-from .keys import EnvKeys, TokenKeys, has_key_parts
+from .keys import EnvKeys, TokenKeys
 from .load import E2EELoad
 from .references import normalize_path
 from .replies import TokenAccess, parse_tokens
@@ -91,9 +88,7 @@ class E2EEApi:
         self._host = e2ee_host(options.base_url)
 
     def _token(self) -> TokenKeys:
-        token = self._options.token
-        assert isinstance(token, SecretStr)
-        return TokenKeys.from_token(token)
+        return TokenKeys.from_parts(self._options.credentials.key_parts())
 
     def _authorization(self) -> str:
         return self._options.authorization.get_secret_value()
@@ -142,7 +137,7 @@ class E2EEApi:
     ) -> Plan[list[Secret]]:
         # One key reply per load: the folders of a load (the same deadline) share it.
         scope = current_deadline()
-        shared_key = ("e2ee-access", self._host, token_fingerprint(self._authorization()))
+        shared_key = ("e2ee-access", self._host, self._options.token_fingerprint)
         access = scope.shared.get(shared_key) if scope is not None else None
         load = self._load(
             app_id, env, (path,), _tags(tags), access if isinstance(access, TokenAccess) else None
@@ -233,8 +228,7 @@ class AutoApi:
 
     def __init__(self, options: ClientOptions) -> None:
         self._base = options.base_url
-        token = options.token
-        self._has_keys = isinstance(token, SecretStr) and has_key_parts(token)
+        self._has_keys = options.credentials.has_key_parts
         self._rest = RestApi()
         self._e2ee = E2EEApi(options)
 

@@ -34,6 +34,8 @@ from typing import NamedTuple
 
 from pydantic import SecretStr
 
+from .._core.credentials import Credentials
+from .._defaults import DEFAULT_SNAPSHOT_MAX_AGE
 from .._errors import scrubbed
 from .._models import Secret
 from .codec import decode_payload, encode_payload
@@ -51,7 +53,7 @@ __all__ = [
 
 log = logging.getLogger("phase_settings.snapshot")
 
-DEFAULT_MAX_AGE = 7 * 24 * 3600.0  # seconds: an older snapshot is never served
+DEFAULT_MAX_AGE = DEFAULT_SNAPSHOT_MAX_AGE  # seconds: an older snapshot is never served
 FUTURE_TOLERANCE = 300.0  # seconds a fetched_at may lie ahead of this host's clock
 WRITE_LOCK_WAIT = 5.0  # seconds write() waits for the key's lock when the caller holds none
 
@@ -89,7 +91,8 @@ class SnapshotStore:
 
     Args:
         directory: the snapshot folder (``phase_snapshot_dir``).
-        token: the Phase token; only keys derived from it are kept.
+        token: the Phase token (or its parsed ``Credentials``); only keys derived from it
+            are kept.
         max_age: seconds after which a snapshot is never served (``phase_snapshot_max_age``).
         clock: the current time, aware UTC (injectable for tests).
         random_bytes: the nonce source (injectable for tests).
@@ -103,7 +106,7 @@ class SnapshotStore:
     def __init__(
         self,
         directory: str | os.PathLike[str],
-        token: str | SecretStr,
+        token: str | SecretStr | Credentials,
         *,
         max_age: float = DEFAULT_MAX_AGE,
         clock: Callable[[], datetime] = _utcnow,
