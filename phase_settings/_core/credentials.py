@@ -11,7 +11,6 @@ Nothing here shows the token: ``repr`` names the kind and origin only, and every
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from typing import Literal, NoReturn
@@ -19,7 +18,7 @@ from typing import Literal, NoReturn
 from pydantic import SecretStr
 
 from .._errors import PhaseConfigError
-from .tokens import auth_header, token_kind
+from .tokens import auth_header, token_fingerprint, token_kind
 
 __all__ = ["NEEDS_KEY_PARTS", "Credentials", "KeyParts"]
 
@@ -29,10 +28,6 @@ NEEDS_KEY_PARTS = (
     "(pss_service:v2:…, pss_user:v1:… or pss_service:v1:…, six ':'-separated fields); the "
     "console's REST form ('ServiceAccount <token>') works with SSE apps only"
 )
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class KeyParts:
@@ -119,7 +114,7 @@ class Credentials:
     def header_fingerprint(self) -> str:
         """A one-way name of the bearer part alone: what snapshot files of format 1 are bound
         to (kept so that existing snapshots stay readable)."""
-        return _digest(self._authorization())
+        return token_fingerprint(self._authorization())
 
     @property
     def fingerprint(self) -> str:
@@ -129,8 +124,8 @@ class Credentials:
         header = self._authorization()
         fields = self._fields()
         if len(fields) <= 3 or fields[0] not in ("pss_service", "pss_user"):
-            return _digest(header)
-        return _digest(header + "\n" + ":".join(fields[3:]))
+            return token_fingerprint(header)
+        return token_fingerprint(header + "\n" + ":".join(fields[3:]))
 
     @property
     def has_key_parts(self) -> bool:
