@@ -112,3 +112,18 @@ def test_importing_the_package_loads_no_framework_client_or_cli() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_the_client_reads_its_defaults_without_pydantic_settings_or_dotenv() -> None:
+    """``from phase_settings import PhaseClient`` needs the table of defaults, not the
+    pydantic-settings provider: neither pydantic-settings nor python-dotenv is imported."""
+    code = (
+        "import sys\n"
+        "from phase_settings import PhaseClient\n"
+        "print([m for m in ('pydantic_settings', 'dotenv', 'phase_settings._settings')"
+        " if m in sys.modules])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"

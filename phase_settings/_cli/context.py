@@ -15,14 +15,13 @@ from typing import Any
 from .._client.client import PhaseClient
 from .._client.options import ClientOptions
 from .._core.retry import Deadline
+from .._defaults import DEFAULT_DEADLINE, DEFAULT_TIMEOUT
 from .._errors import PhaseConfigError
 from .._load.cache import Fetched
 from .._models import Secret
 from .._settings.config import UNSET, ResolvedConfig, resolve_config
 
 __all__ = ["DEFAULT_DEADLINE", "Context", "flag_arguments", "make_context", "source_overrides"]
-
-DEFAULT_DEADLINE = 15.0
 
 
 def flag_arguments(
@@ -89,7 +88,9 @@ class Context:
     def client(self) -> PhaseClient:
         """A new client for this context (a context manager)."""
         options = ClientOptions.from_config(
-            self.config, timeout=min(10.0, self.deadline), deadline=self.deadline
+            self.config,
+            timeout=min(DEFAULT_TIMEOUT, self.deadline),
+            deadline=self.deadline,
         )
         return PhaseClient.from_options(options)
 

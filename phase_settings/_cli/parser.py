@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any, NoReturn
 
+from .._defaults import SETTINGS
 from .._version import __version__
 from .outcome import EXIT_USAGE, one_line
 
@@ -102,6 +103,15 @@ def _port(text: str) -> int:
     return value
 
 
+# The context flags that mirror a phase_* setting (its flag and variables come from the table).
+_CONTEXT_FLAGS = {
+    "phase_host": "Phase host",
+    "phase_app_id": "the app's UUID",
+    "phase_env": "environment name",
+    "phase_path": "folder, /a,/b, or '*' for every folder",
+}
+
+
 def _add_common(parser: argparse.ArgumentParser, *, in_subcommand: bool, context: bool) -> None:
     # The flags work before and after the command; in a subcommand they must not overwrite a
     # value given before it, hence SUPPRESS there.
@@ -115,19 +125,17 @@ def _add_common(parser: argparse.ArgumentParser, *, in_subcommand: bool, context
     if not context:
         return
     group = parser.add_argument_group("Phase context")
-    group.add_argument("--host", default=default, help="Phase host (PHASE_HOST)")
-    group.add_argument("--app-id", default=default, help="the app's UUID (PHASE_APP_ID)")
-    group.add_argument("--env", default=default, help="environment name (PHASE_ENV)")
+    for name, text in _CONTEXT_FLAGS.items():
+        setting = SETTINGS[name]
+        group.add_argument(setting.flag, default=default, help=f"{text} ({', '.join(setting.env)})")
+    deadline = SETTINGS["phase_deadline"]
     group.add_argument(
-        "--path", default=default, help="folder, /a,/b, or '*' for every folder (PHASE_PATH)"
-    )
-    group.add_argument(
-        "--deadline",
+        deadline.flag,
         type=_positive,
         default=default,
         metavar="SECONDS",
-        help="give up on Phase after this long, retries included (default 15; check uses "
-        "the class's phase_deadline)",
+        help=f"give up on Phase after this long, retries included (default "
+        f"{deadline.default:g}; check uses the class's {deadline.name})",
     )
 
 

@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 from .._core.api import SecretsApi
 from .._core.protocol import Plan
 from .._core.switch import ApiSwitch
-from .._core.tokens import has_key_parts
 from .._errors import PhaseSSEDisabledError
 from .._models import PhaseApp, PhaseEnvironment, Secret
 from .._rest.api import RestApi
@@ -40,8 +39,7 @@ class AutoApi:
         self._options = options
         self._base = options.base_url
         self._switch = switch
-        token = options.token
-        self._has_keys = token is not None and has_key_parts(token)
+        self._has_keys = options.credentials.has_key_parts
         self._rest = RestApi()
         self._e2ee: SecretsApi | None = None
 

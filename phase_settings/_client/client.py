@@ -19,9 +19,9 @@ import httpx
 
 from .._core.deadline import deadline_scope
 from .._core.protocol import Body, Outcome, Plan, Send, Sleep
+from .._defaults import DEFAULT_DEADLINE, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, DEFAULTS, Mode
 from .._errors import PhaseConfigError, ascrubbed, scrubbed
 from .._models import PhaseApp, PhaseEnvironment, Secret
-from .._settings.config import Mode
 from .._transport.http import build_async_transport, build_transport
 from .driver import DeadlineArg, Driver
 from .options import DEFAULT_MAX_RESPONSE_BYTES, ClientOptions
@@ -63,11 +63,11 @@ class PhaseClient(Driver[httpx.BaseTransport, Callable[[float], None]]):
         token: Any = None,
         host: str | None = None,
         *,
-        timeout: float = 10.0,
-        deadline: float = 15.0,
-        max_attempts: int = 3,
-        verify_ssl: bool | str = True,
-        allow_http: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        verify_ssl: bool | str = DEFAULTS["phase_verify_ssl"],
+        allow_http: bool = DEFAULTS["phase_allow_http"],
         transport: httpx.BaseTransport | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         mode: Mode | None = None,
@@ -233,11 +233,11 @@ class AsyncPhaseClient(Driver[httpx.AsyncBaseTransport, Callable[[float], Awaita
         token: Any = None,
         host: str | None = None,
         *,
-        timeout: float = 10.0,
-        deadline: float = 15.0,
-        max_attempts: int = 3,
-        verify_ssl: bool | str = True,
-        allow_http: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        verify_ssl: bool | str = DEFAULTS["phase_verify_ssl"],
+        allow_http: bool = DEFAULTS["phase_allow_http"],
         transport: httpx.AsyncBaseTransport | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         mode: Mode | None = None,

@@ -4,29 +4,32 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from pydantic import SecretStr
 
-from .._core.tokens import auth_header, token_fingerprint, token_kind
+from .._core.credentials import Credentials
 from .._core.urls import api_base
+from .._defaults import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_TIMEOUT,
+    DEFAULTS,
+    SETTINGS,
+    Mode,
+    from_environ,
+    parse_mode,
+)
 from .._errors import PhaseConfigError, scrubbed
-from .._settings.config import DEFAULTS, ENV_NAMES, Mode, parse_mode
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "ClientOptions"]
 
-DEFAULT_TIMEOUT: float = DEFAULTS["phase_timeout"]
-DEFAULT_DEADLINE: float = DEFAULTS["phase_deadline"]
-DEFAULT_MAX_ATTEMPTS: int = DEFAULTS["phase_max_attempts"]
-DEFAULT_MAX_RESPONSE_BYTES: int = DEFAULTS["phase_max_response_bytes"]
-
 
 def _from_env(key: str, environ: Mapping[str, str]) -> str | None:
-    for name in ENV_NAMES[key]:
-        if environ.get(name):
-            return environ[name]
-    return None
+    found = from_environ(key, environ)
+    return None if found is None else found[1]
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -46,10 +49,11 @@ class ClientOptions:
     timeout: float = DEFAULT_TIMEOUT
     deadline: float = DEFAULT_DEADLINE
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
-    verify_ssl: bool | str = True
-    allow_http: bool = False
+    verify_ssl: bool | str = DEFAULTS["phase_verify_ssl"]
+    allow_http: bool = DEFAULTS["phase_allow_http"]
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     mode: Mode | None = None
+    credentials: Credentials = field(init=False, repr=False)
     authorization: SecretStr = field(init=False, repr=False)
     base_url: str = field(init=False)
 
@@ -80,35 +84,22 @@ class ClientOptions:
         set_(self, "deadline", float(self.deadline))
         set_(self, "max_attempts", int(self.max_attempts))
         set_(self, "max_response_bytes", int(self.max_response_bytes))
-        set_(self, "authorization", SecretStr(auth_header(secret)))
+        credentials = Credentials.parse(secret)  # the one parse of this client's token
+        set_(self, "credentials", credentials)
+        set_(self, "authorization", credentials.authorization)
         mode = self.mode if self.mode is not None else _from_env("phase_mode", os.environ)
         mode = parse_mode(DEFAULTS["phase_mode"] if mode is None else mode, "mode")
         set_(self, "mode", mode)
         if mode == "e2ee":
-            from .._e2ee.keys import TokenKeys
-
-            TokenKeys.from_token(secret)  # a token without key parts fails before any request
+            credentials.key_parts()  # a token without key parts fails before any request
         set_(self, "base_url", api_base(host, allow_http=self.allow_http))
 
     @classmethod
     def from_config(cls, config: Any, **changes: Any) -> ClientOptions:
-        """The options of a resolved ``phase_*`` configuration (``token``, ``host``,
-        ``timeout``, ``deadline``, ``max_attempts``, ``verify_ssl``, ``allow_http``,
-        ``max_response_bytes``, ``mode``), with ``changes`` applied."""
-        values = {
-            name: getattr(config, name)
-            for name in (
-                "token",
-                "host",
-                "timeout",
-                "deadline",
-                "max_attempts",
-                "verify_ssl",
-                "allow_http",
-                "max_response_bytes",
-            )
-        }
-        values["mode"] = getattr(config, "mode", None)
+        """The options of a resolved ``phase_*`` configuration (the settings that are options
+        too: ``token``, ``host``, ``timeout``, ``deadline``, ``max_attempts``, ``verify_ssl``,
+        ``allow_http``, ``max_response_bytes``, ``mode``), with ``changes`` applied."""
+        values = {name: getattr(config, name) for name in _FROM_CONFIG}
         return cls(**(values | changes))
 
     def replace(self, **changes: Any) -> ClientOptions:
@@ -118,9 +109,16 @@ class ClientOptions:
     @property
     def token_type(self) -> str:
         """``ServiceAccount``, ``Service`` or ``User``."""
-        return token_kind(self.authorization.get_secret_value())
+        return self.credentials.token_type
 
     @property
     def token_fingerprint(self) -> str:
-        """A short one-way name for the token (cache keys, logs); never the token."""
-        return token_fingerprint(self.authorization.get_secret_value())
+        """A short one-way name for the whole token, key parts included (cache and pool keys,
+        logs); never the token."""
+        return self.credentials.fingerprint
+
+
+# The options that are ``phase_*`` settings too, read from a resolved configuration.
+_FROM_CONFIG = tuple(
+    f.name for f in fields(ClientOptions) if f.init and f"phase_{f.name}" in SETTINGS
+)

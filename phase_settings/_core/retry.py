@@ -13,6 +13,7 @@ import time
 from datetime import UTC
 from typing import NamedTuple
 
+from .._defaults import DEFAULT_MAX_ATTEMPTS
 from .._errors import PhaseConnectionError, PhaseError, PhaseRateLimitError, PhaseServerError
 from .deadline import Deadline
 
@@ -112,7 +113,7 @@ def full_jitter(
 class RetryPolicy(NamedTuple):
     """How long a client waits between attempts, and how many it makes."""
 
-    max_attempts: int = 3
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     backoff_base: float = BACKOFF_BASE
     backoff_cap: float = BACKOFF_CAP
     retry_after_cap: float = RETRY_AFTER_CAP

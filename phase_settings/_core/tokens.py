@@ -86,7 +86,8 @@ def token_kind(header: str) -> str:
 
 
 def token_fingerprint(header: str) -> str:
-    """A short, one-way name for a token: cache keys and logs use this, never the token."""
+    """A short, one-way name for a token's header (or, from ``Credentials``, for the header
+    and the key parts): cache keys and logs use this, never the token."""
     return hashlib.sha256(header.encode()).hexdigest()[:16]
 
 

@@ -9,11 +9,12 @@ import ipaddress
 import urllib.request
 from urllib.parse import urlsplit
 
+from .._defaults import PHASE_CLOUD
 from .._errors import PhaseConfigError, scrubbed
 
 __all__ = ["DEFAULT_HOST", "api_base", "is_loopback", "proxy_for"]
 
-DEFAULT_HOST = "https://api.phase.dev"
+DEFAULT_HOST = PHASE_CLOUD
 _SERVICE_PUBLIC = "/service/public"
 
 

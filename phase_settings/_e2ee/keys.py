@@ -19,8 +19,9 @@ from typing import NoReturn
 
 from pydantic import SecretStr
 
+from .._core.credentials import Credentials, KeyParts
 from .._core.tokens import has_key_parts
-from .._errors import PhaseAuthError, PhaseConfigError, PhaseResponseError
+from .._errors import PhaseAuthError, PhaseResponseError
 from .cipher import (
     CipherError,
     aead_decrypt,
@@ -34,11 +35,6 @@ from .cipher import (
 __all__ = ["AccountKeys", "EnvKeys", "TokenKeys", "has_key_parts"]
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
-_NEEDS_PSS = (
-    "the end-to-end-encrypted API needs the key parts of a pss_ token "
-    "(pss_service:v2:…, pss_user:v1:… or pss_service:v1:…, six ':'-separated fields); the "
-    "console's REST form ('ServiceAccount <token>') works with SSE apps only"
-)
 
 
 def _refuse_pickle(kind: str) -> NoReturn:
@@ -64,13 +60,12 @@ class TokenKeys:
             PhaseConfigError: the token has no key parts (the console's REST form) or they are
                 not 64 hex digits each. The message never contains the token.
         """
-        if not has_key_parts(token):
-            raise PhaseConfigError(f"{name} cannot be used here: {_NEEDS_PSS}")
-        raw = token.get_secret_value() if isinstance(token, SecretStr) else token
-        parts = raw.strip().split(":")
-        return cls(
-            bytes.fromhex(parts[3]), bytes.fromhex(parts[4]), bytes.fromhex(parts[5]), parts[0]
-        )
+        return cls.from_parts(Credentials(token, origin=name).key_parts())
+
+    @classmethod
+    def from_parts(cls, parts: KeyParts) -> TokenKeys:
+        """The key parts a :class:`Credentials` parsed (``credentials.key_parts()``)."""
+        return cls(parts.public, parts.share0, parts.wrap_key, parts.prefix)
 
     def unwrap(self, wrapped_key_share: str) -> AccountKeys:
         """The account keypair, from the ``wrapped_key_share`` of the tokens reply.

@@ -13,12 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from pydantic import SecretStr
-
+from .._core.credentials import Credentials
 from .._core.deadline import current_deadline
 from .._core.protocol import Plan, Request, SecretValue
 from .._core.requests import secret_params, secrets_body
-from .._core.tokens import token_fingerprint
 from .._errors import PhaseError, PhaseResponseError
 from .._models import PhaseApp, PhaseEnvironment, Secret
 from .api import RULES, create_request, delete_request, e2ee_host, tokens_request, update_request
@@ -77,7 +75,9 @@ class E2EEOptions(Protocol):
     @property
     def authorization(self) -> SecretValue: ...
     @property
-    def token(self) -> SecretStr | str | None: ...
+    def credentials(self) -> Credentials: ...
+    @property
+    def token_fingerprint(self) -> str: ...
 
 
 class E2EEApi:
@@ -91,9 +91,7 @@ class E2EEApi:
         self._host = e2ee_host(options.base_url)
 
     def _token(self) -> TokenKeys:
-        token = self._options.token
-        assert isinstance(token, SecretStr)
-        return TokenKeys.from_token(token)
+        return TokenKeys.from_parts(self._options.credentials.key_parts())
 
     def _authorization(self) -> str:
         return self._options.authorization.get_secret_value()
@@ -142,7 +140,7 @@ class E2EEApi:
     ) -> Plan[list[Secret]]:
         # One key reply per load: the folders of a load (the same deadline) share it.
         scope = current_deadline()
-        shared_key = ("e2ee-access", self._host, token_fingerprint(self._authorization()))
+        shared_key = ("e2ee-access", self._host, self._options.token_fingerprint)
         access = scope.shared.get(shared_key) if scope is not None else None
         load = self._load(
             app_id, env, (path,), _tags(tags), access if isinstance(access, TokenAccess) else None

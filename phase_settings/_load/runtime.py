@@ -11,7 +11,6 @@ snapshot stores (the next load checks its folder again).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import weakref
@@ -19,7 +18,6 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
-from .._core.tokens import auth_header, token_fingerprint
 from .._core.urls import api_base
 from .._errors import scrubbed
 from .cache import SecretCache
@@ -67,18 +65,14 @@ class SecondLevelStore(Protocol):
         not get it goes on without it)."""
 
 
-def _token_name(config: ResolvedConfig) -> str:
-    origin = config.token_origin
-    return origin if origin.startswith("PHASE_") else "phase_token"
-
-
 @scrubbed()
 def identity(config: ResolvedConfig) -> tuple[str, str]:
-    """(API base, token fingerprint) of a configuration; raises PhaseConfigError when either
-    the host or the token is unusable (the token is never echoed)."""
-    assert config.token is not None
+    """(API base, fingerprint of the whole credential) of a configuration; raises
+    PhaseConfigError when either the host or the token is unusable (the token is never
+    echoed)."""
+    assert config.credentials is not None
     base = api_base(config.host, allow_http=config.allow_http)
-    return base, token_fingerprint(auth_header(config.token, name=_token_name(config)))
+    return base, config.credentials.fingerprint
 
 
 @overload
@@ -195,12 +189,17 @@ class Runtime:
         bad folder is one WARNING per process), else None."""
         if self.second_level is not None:
             return self.second_level
-        if config.snapshot_dir is None or config.token is None:
+        credentials = config.credentials
+        if config.snapshot_dir is None or credentials is None:
             return None
         directory = os.path.abspath(config.snapshot_dir)
-        # The whole token, hashed: two tokens with one bearer part seal with different keys.
-        digest = hashlib.sha256(config.token.get_secret_value().encode()).hexdigest()
-        ident = (directory, digest, float(config.snapshot_max_age), config.max_response_bytes)
+        # The whole credential: two tokens with one bearer part seal with different keys.
+        ident = (
+            directory,
+            credentials.fingerprint,
+            float(config.snapshot_max_age),
+            config.max_response_bytes,
+        )
         with self._lock:
             layer = self._snapshots.get(ident)
         if layer is not None:
@@ -210,12 +209,13 @@ class Runtime:
 
         store = SnapshotStore(
             directory,
-            config.token,
+            credentials,
             max_age=config.snapshot_max_age,
             max_response_bytes=config.max_response_bytes,
         )
+        layer = SnapshotLayer(store, self.cache.lifetime, credentials.header_fingerprint)
         with self._lock:
-            return self._snapshots.setdefault(ident, SnapshotLayer(store, self.cache.lifetime))
+            return self._snapshots.setdefault(ident, layer)
 
     # -- per-class records (weak: a class is never kept alive) ------------------------------
 

@@ -36,17 +36,25 @@ class SnapshotLayer:
     Args:
         store: the store of one folder and token.
         lifetime: draws an entry's lifetime from a TTL (the memory cache's draw).
+        fingerprint: the token fingerprint snapshot names are bound to (the bearer part's,
+            ``Credentials.header_fingerprint``: the cache keys' covers the key parts too, and
+            the snapshots written before it must stay readable).
     """
 
-    def __init__(self, store: SnapshotStore, lifetime: Callable[[float], float]) -> None:
+    def __init__(
+        self, store: SnapshotStore, lifetime: Callable[[float], float], fingerprint: str
+    ) -> None:
         self.store = store
         self._lifetime = lifetime
+        self._fingerprint = fingerprint
 
     def __repr__(self) -> str:
         return f"SnapshotLayer({self.store!r})"
 
     def _key(self, key: CacheKey, config: ResolvedConfig) -> SnapshotKey:
-        return SnapshotKey(_snapshot_mode(config), *key)
+        return SnapshotKey(
+            _snapshot_mode(config), *key._replace(token_fingerprint=self._fingerprint)
+        )
 
     def get_fresh(self, key: CacheKey, config: ResolvedConfig) -> Fetched | None:
         """The snapshot if it is younger than the TTL, with its remaining lifetime."""

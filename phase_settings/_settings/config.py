@@ -11,12 +11,14 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 from dotenv import dotenv_values
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from .._core.credentials import Credentials
+from .._defaults import DEFAULTS, ENV_NAMES, FALLBACKS, Fallback, Mode, parse_mode
 from .._errors import PhaseConfigError, scrubbed
 from .dotenv_log import report_parse_errors
 
@@ -28,9 +30,6 @@ __all__ = [
     "resolve_config",
 ]
 
-Fallback = Literal["dotenv", "stale", "raise"]
-Mode = Literal["auto", "sse", "e2ee"]
-MODES: tuple[str, ...] = ("auto", "sse", "e2ee")
 PathSetting = str | Sequence[str] | None
 
 
@@ -55,7 +54,11 @@ UNSET: Any = _Unset()
 
 
 class PhaseSettingsConfigDict(SettingsConfigDict, total=False):
-    """``SettingsConfigDict`` with the ``phase_*`` keys of the Phase source."""
+    """``SettingsConfigDict`` with the ``phase_*`` keys of the Phase source.
+
+    Declared for type checkers: one key per row of ``_defaults.SETTINGS``, each of the type the
+    row names (a test keeps them equal).
+    """
 
     phase_token: str | SecretStr | None
     phase_host: str | None
@@ -77,41 +80,6 @@ class PhaseSettingsConfigDict(SettingsConfigDict, total=False):
     phase_snapshot_max_age: float
     phase_mode: Mode
 
-
-class Setting(NamedTuple):
-    """One ``phase_*`` key: the environment variables that set it (first wins) and its default."""
-
-    env: tuple[str, ...]
-    default: Any
-
-
-# The one table of the phase_* keys. ``PhaseSettingsConfigDict`` (for type checkers) and
-# ``ResolvedConfig`` (one load's values) have a field per row; a test keeps them in step.
-SETTINGS: dict[str, Setting] = {
-    "phase_token": Setting(("PHASE_SERVICE_TOKEN", "PHASE_TOKEN"), None),
-    "phase_host": Setting(("PHASE_HOST",), None),
-    "phase_app_id": Setting(("PHASE_APP_ID",), None),
-    "phase_env": Setting(("PHASE_ENV",), "Development"),
-    "phase_path": Setting(("PHASE_PATH",), "/"),
-    "phase_tags": Setting(("PHASE_TAGS",), None),
-    "phase_verify_ssl": Setting(("PHASE_VERIFY_SSL",), True),
-    "phase_allow_http": Setting(("PHASE_ALLOW_HTTP",), False),
-    "phase_timeout": Setting((), 10.0),
-    "phase_deadline": Setting((), 15.0),
-    "phase_max_attempts": Setting((), 3),
-    "phase_cache_ttl": Setting((), 300.0),
-    "phase_fallback": Setting((), "dotenv"),
-    "phase_required": Setting((), False),
-    "phase_use_overrides": Setting((), True),
-    "phase_max_response_bytes": Setting((), 32 * 1024 * 1024),
-    "phase_snapshot_dir": Setting(("PHASE_SNAPSHOT_DIR",), None),
-    "phase_snapshot_max_age": Setting((), 7 * 24 * 3600.0),
-    "phase_mode": Setting(("PHASE_MODE",), "auto"),
-}
-
-# key -> environment names, first wins
-ENV_NAMES: dict[str, tuple[str, ...]] = {k: s.env for k, s in SETTINGS.items() if s.env}
-DEFAULTS: dict[str, Any] = {k: s.default for k, s in SETTINGS.items()}
 
 PHASE_JSON_DEPTH = 8
 
@@ -166,6 +134,7 @@ class ResolvedConfig(NamedTuple):
     snapshot_max_age: float  # seconds: an older snapshot is never served
     env_files: tuple[Path, ...]
     token_origin: str  # where the token came from, for messages (never the token)
+    credentials: Credentials | None  # the token, parsed once on its first use (None: no token)
     mode: Mode = "auto"  # "sse": REST only; "e2ee": the end-to-end-encrypted API; "auto": both
 
     def __repr__(self) -> str:
@@ -301,21 +270,6 @@ def _parse_tags(value: Any) -> tuple[str, ...]:
     return tuple(t.strip() for t in items if str(t).strip())
 
 
-def parse_mode(value: Any, origin: str = "phase_mode") -> Mode:
-    """``phase_mode`` / ``PHASE_MODE``: ``auto``, ``sse`` or ``e2ee`` (case-insensitive).
-
-    Raises:
-        PhaseConfigError: any other value.
-    """
-    if not isinstance(value, str) or value.strip().lower() not in MODES:
-        raise PhaseConfigError(
-            f"{origin} must be 'auto' (REST, and the end-to-end-encrypted API for an app "
-            "without SSE), 'sse' (REST only) or 'e2ee' (the end-to-end-encrypted API only)"
-        )
-    mode = value.strip().lower()
-    return "sse" if mode == "sse" else "e2ee" if mode == "e2ee" else "auto"
-
-
 def _snapshot_dir(value: Any) -> Path | None:
     if value is not None and not isinstance(value, str | os.PathLike):
         raise PhaseConfigError("phase_snapshot_dir must be a folder path")
@@ -331,6 +285,12 @@ def _number(name: str, value: Any, kind: type[int] | type[float], minimum: float
     if number < minimum:
         raise PhaseConfigError(f"{name} must be at least {minimum}")
     return number
+
+
+def _token_name(origins: Mapping[str, str]) -> str:
+    """The name a token error gives the token: its environment variable, else ``phase_token``."""
+    origin = origins["phase_token"]
+    return origin if origin.startswith("PHASE_") else "phase_token"
 
 
 @scrubbed()
@@ -392,7 +352,7 @@ def resolve_config(
         raise PhaseConfigError("phase_token must be a string or SecretStr")
 
     fallback = lookup("phase_fallback")
-    if fallback not in ("dotenv", "stale", "raise"):
+    if fallback not in FALLBACKS:
         raise PhaseConfigError("phase_fallback must be 'dotenv', 'stale' or 'raise'")
     allow_http = lookup("phase_allow_http")
     if isinstance(allow_http, str):
@@ -404,7 +364,7 @@ def resolve_config(
         token=token,
         host=str(host).strip() or None if host else None,
         app_id=str(app_id).strip() or None if app_id else None,
-        env=str(env_name).strip() if env_name else "Development",
+        env=str(env_name).strip() if env_name else DEFAULTS["phase_env"],
         paths=_parse_paths(lookup("phase_path"), origins.get("phase_path", "phase_path")),
         tags=_parse_tags(lookup("phase_tags")),
         verify_ssl=parse_verify_ssl(lookup("phase_verify_ssl")),
@@ -425,5 +385,6 @@ def resolve_config(
         ),
         env_files=env_files,
         token_origin=origins["phase_token"],
+        credentials=None if token is None else Credentials(token, origin=_token_name(origins)),
         mode=parse_mode(lookup("phase_mode"), origins.get("phase_mode", "phase_mode")),
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextvars
 import copy
 import operator
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from pydantic_settings import (
 from pydantic_settings.sources import ENV_FILE_SENTINEL
 from pydantic_settings.sources.utils import parse_env_vars
 
+from .._defaults import SETTINGS
 from .._errors import PhaseError, without_tracebacks
 from .._load.deferred import validated_writes
 from .config import UNSET, PhaseSettingsConfigDict, ResolvedConfig, resolve_config
@@ -47,24 +49,8 @@ _collector: contextvars.ContextVar[list[PhaseSettingsSource] | None] = contextva
     "phase_settings_sources", default=None
 )
 
-_PHASE_ARGS = {
-    "app_id": "phase_app_id",
-    "env": "phase_env",
-    "path": "phase_path",
-    "tags": "phase_tags",
-    "token": "phase_token",
-    "host": "phase_host",
-    "verify_ssl": "phase_verify_ssl",
-    "allow_http": "phase_allow_http",
-    "timeout": "phase_timeout",
-    "deadline": "phase_deadline",
-    "max_attempts": "phase_max_attempts",
-    "cache_ttl": "phase_cache_ttl",
-    "fallback": "phase_fallback",
-    "required": "phase_required",
-    "use_overrides": "phase_use_overrides",
-    "max_response_bytes": "phase_max_response_bytes",
-}
+# keyword -> phase_* key: one keyword per row of the table (``app_id`` -> ``phase_app_id``)
+_PHASE_ARGS = {setting.argument: name for name, setting in SETTINGS.items()}
 # The field-mapping settings shared with EnvSettingsSource (None: the settings class's config).
 ENV_ARGS = (
     "case_sensitive",
@@ -109,7 +95,8 @@ class PhaseSettingsSource(EnvSettingsSource):
         client: a :class:`PhaseClient` to use (tests, custom transports); its token and host
             then win.
         verify_ssl, allow_http, timeout, deadline, max_attempts, cache_ttl, fallback, required,
-            use_overrides, max_response_bytes: the other ``phase_*`` settings.
+            use_overrides, max_response_bytes, snapshot_dir, snapshot_max_age, mode: the other
+            ``phase_*`` settings (one keyword per setting, without its ``phase_`` prefix).
         env_file, env_file_encoding: where the ``PHASE_*`` configuration keys of an env file
             are read (default: the settings class's ``env_file``).
         case_sensitive, env_prefix, env_prefix_target, env_nested_delimiter,
@@ -138,6 +125,9 @@ class PhaseSettingsSource(EnvSettingsSource):
         required: bool = UNSET,
         use_overrides: bool = UNSET,
         max_response_bytes: int = UNSET,
+        snapshot_dir: str | os.PathLike[str] | None = UNSET,
+        snapshot_max_age: float = UNSET,
+        mode: str = UNSET,
         env_file: Any = ENV_FILE_SENTINEL,
         env_file_encoding: str | None = None,
         case_sensitive: bool | None = None,

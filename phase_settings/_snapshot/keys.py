@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from pydantic import SecretStr
 
-from .._core.tokens import auth_header
+from .._core.credentials import Credentials
 from .._errors import scrubbed
 
 __all__ = [
@@ -62,7 +62,7 @@ def associated_data(key: SnapshotKey, version: int) -> bytes:
 
 
 @scrubbed()
-def key_material(token: str | SecretStr) -> tuple[bytes, str]:
+def key_material(token: str | SecretStr | Credentials) -> tuple[bytes, str]:
     """The secret the snapshot key is derived from, and which kind it is.
 
     ``share0`` and ``wrapKey`` of a ``pss_`` token (sent to nobody), else the bearer value.
@@ -70,8 +70,10 @@ def key_material(token: str | SecretStr) -> tuple[bytes, str]:
     Raises:
         PhaseConfigError: the token is in no known form (the message never contains it).
     """
-    raw = token.get_secret_value() if isinstance(token, SecretStr) else token
-    header = auth_header(raw)  # validates the token; raises a clear, token-free error
+    credentials = token if isinstance(token, Credentials) else Credentials(token)
+    # validates the token (once per credentials value); raises a clear, token-free error
+    header = credentials.authorization.get_secret_value()
+    raw = credentials.token.get_secret_value()
     parts = raw.strip().split(":")
     if len(parts) == 6 and all(len(p) == 64 for p in parts[4:6]):
         try:
@@ -98,7 +100,7 @@ class SnapshotKeys(NamedTuple):
 
 
 @scrubbed()
-def derive_keys(token: str | SecretStr, version: int) -> SnapshotKeys:
+def derive_keys(token: str | SecretStr | Credentials, version: int) -> SnapshotKeys:
     """The sealing key and the file-name key for a token (32 bytes each)."""
     material, kind = key_material(token)
     label = f"phase-settings snapshot v{version} {kind} ".encode()

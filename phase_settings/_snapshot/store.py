@@ -36,6 +36,8 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
 
+from .._core.credentials import Credentials
+from .._defaults import DEFAULT_SNAPSHOT_MAX_AGE
 from .._errors import scrubbed
 from .._models import Secret
 from .envelope import NONCE_BYTES, Snapshot, seal, unseal
@@ -60,7 +62,7 @@ __all__ = [
 
 log = logging.getLogger("phase_settings.snapshot")
 
-DEFAULT_MAX_AGE = 7 * 24 * 3600.0  # seconds: an older snapshot is never served
+DEFAULT_MAX_AGE = DEFAULT_SNAPSHOT_MAX_AGE  # seconds: an older snapshot is never served
 FUTURE_TOLERANCE = 300.0  # seconds a fetched_at may lie ahead of this host's clock
 WRITE_LOCK_WAIT = 5.0  # seconds write() waits for the key's lock when the caller holds none
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024  # phase_max_response_bytes' default
@@ -77,7 +79,8 @@ class SnapshotStore:
 
     Args:
         directory: the snapshot folder (``phase_snapshot_dir``).
-        token: the Phase token; only keys derived from it are kept.
+        token: the Phase token (or its parsed ``Credentials``); only keys derived from it
+            are kept.
         max_age: seconds after which a snapshot is never served (``phase_snapshot_max_age``).
         max_response_bytes: ``phase_max_response_bytes``: no snapshot file is larger than twice
             this plus 1 MiB, so a larger file is refused before a byte is read.
@@ -93,7 +96,7 @@ class SnapshotStore:
     def __init__(
         self,
         directory: str | os.PathLike[str],
-        token: str | SecretStr,
+        token: str | SecretStr | Credentials,
         *,
         max_age: float = DEFAULT_MAX_AGE,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,

@@ -672,7 +672,7 @@ def test_constructor_defaults_are_the_configuration_defaults(cls: type) -> None:
     the ``phase_*`` defaults, so a client and a settings load behave alike."""
     import inspect
 
-    from phase_settings._settings.config import DEFAULTS
+    from phase_settings._defaults import DEFAULTS
 
     parameters = inspect.signature(cls).parameters
     for name in ("timeout", "deadline", "max_attempts", "max_response_bytes"):

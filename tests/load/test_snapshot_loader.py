@@ -91,7 +91,9 @@ def layer_and_key(cls: type[Any]) -> tuple[SnapshotLayer, SnapshotKey, Any]:
     layer = runtime.store_for(config)
     assert isinstance(layer, SnapshotLayer)
     [key] = cache_keys(config)
-    return layer, SnapshotKey(config.mode, *key), config
+    # Snapshot names keep the bearer part's fingerprint (the cache key's covers the key parts).
+    named = key._replace(token_fingerprint=config.credentials.header_fingerprint)
+    return layer, SnapshotKey(config.mode, *named), config
 
 
 def age_snapshot(cls: type[Any], seconds: float) -> None:

@@ -96,7 +96,9 @@ def seed(folder: Path, url: str, *, age: timedelta) -> None:
     [key] = cache_keys(config)
     store = SnapshotStore(folder, token(), max_age=1e9)
     secret = Secret("id-1", "API_KEY", CANARY)
-    assert store.write(SnapshotKey(config.mode, *key), [secret], datetime.now(UTC) - age)
+    # Snapshot names keep the bearer part's fingerprint (the cache key's covers the key parts).
+    named = key._replace(token_fingerprint=config.credentials.header_fingerprint)
+    assert store.write(SnapshotKey(config.mode, *named), [secret], datetime.now(UTC) - age)
 
 
 def boot(folder: Path, url: str) -> dict[str, Any]:

@@ -71,7 +71,8 @@ def test_the_settings_table_the_config_dict_and_the_resolved_config_agree() -> N
     """Every phase_* key is a row of the one table, a key of ``PhaseSettingsConfigDict`` and
     a field of ``ResolvedConfig``; a key added to one and not the others fails here."""
     from phase_settings import PhaseSettingsConfigDict
-    from phase_settings._settings.config import SETTINGS, ResolvedConfig
+    from phase_settings._defaults import SETTINGS
+    from phase_settings._settings.config import ResolvedConfig
 
     typed = {k for k in PhaseSettingsConfigDict.__annotations__ if k.startswith("phase_")}
     assert typed == set(SETTINGS)
@@ -81,7 +82,7 @@ def test_the_settings_table_the_config_dict_and_the_resolved_config_agree() -> N
 
 
 def test_defaults_come_from_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    from phase_settings._settings.config import SETTINGS
+    from phase_settings._defaults import SETTINGS
 
     config = resolve_config({"phase_token": "pss_service:v2:" + "ab" * 32}, {})
     assert config.timeout == SETTINGS["phase_timeout"].default == 10.0
