@@ -141,8 +141,10 @@ class PhaseClient(Driver[httpx.BaseTransport, Callable[[float], None]]):
                 self._http.stream(send.method, send.url, **self._stream_options(send)) as reply,
             ):
                 body = self._core.body(reply.status_code, reply.headers, send)
-                if not body.too_large:
-                    for chunk in reply.iter_bytes():
+                if reply.is_stream_consumed:  # an in-process transport gave the whole body
+                    body.add_decoded(reply.content)
+                elif not body.too_large:
+                    for chunk in reply.iter_raw():  # decoded by the body, within its limit
                         if not body.add(chunk):
                             break
         except (httpx.HTTPError, OSError, PhaseConfigError) as exc:
@@ -314,8 +316,10 @@ class AsyncPhaseClient(Driver[httpx.AsyncBaseTransport, Callable[[float], Awaita
                     send.method, send.url, **self._stream_options(send)
                 ) as reply:
                     body = self._core.body(reply.status_code, reply.headers, send)
-                    if not body.too_large:
-                        async for chunk in reply.aiter_bytes():
+                    if reply.is_stream_consumed:  # an in-process transport gave the whole body
+                        body.add_decoded(reply.content)
+                    elif not body.too_large:
+                        async for chunk in reply.aiter_raw():
                             if not body.add(chunk):
                                 break
         except (httpx.HTTPError, OSError, PhaseConfigError) as exc:

@@ -18,9 +18,10 @@ from random import Random
 from typing import Any, NamedTuple, TypeVar
 from typing import Protocol as Interface
 
-from .._errors import PhaseConnectionError, PhaseError, PhaseRateLimitError
+from .._errors import PhaseConnectionError, PhaseError, PhaseRateLimitError, PhaseResponseError
 from .._version import __version__
 from .deadline import Deadline
+from .decoding import ACCEPT_ENCODING, BoundedDecoder, DecodeError, TooLarge, refused_encoding
 from .failures import Failure, Kind
 from .gate import NO_GATE, RequestGate
 from .replies import Outcome, failure_error, read_reply, status_error, too_large
@@ -126,7 +127,9 @@ class Sleep(NamedTuple):
 
 
 class Body:
-    """The reply body of one attempt, refused once it passes ``max_response_bytes``."""
+    """The reply body of one attempt, fed the raw stream: decoded here (gzip or deflate, see
+    :mod:`.decoding`) and refused once either the raw or the decoded bytes pass
+    ``max_response_bytes``, or when its Content-Encoding is one this library does not read."""
 
     def __init__(
         self, core: Protocol, status: int, headers: Mapping[str, str], send: Send | None = None
@@ -136,18 +139,49 @@ class Body:
         self.status = status
         self.chunks = bytearray()
         self.retry_after = headers.get("retry-after")
+        limit = core.options.max_response_bytes
         declared = headers.get("content-length", "")
-        self.too_large = declared.isdigit() and int(declared) > core.options.max_response_bytes
+        self.too_large = declared.isdigit() and int(declared) > limit
+        encoding = headers.get("content-encoding")
+        self.refused = refused_encoding(encoding)  # e.g. "br", or "gzip, gzip"
+        self.undecodable = False
+        self._raw = 0
+        self._decoder = BoundedDecoder(encoding, limit)
 
     def add(self, chunk: bytes) -> bool:
-        """Keep ``chunk``; False once the body is over the limit (stop reading)."""
-        self.chunks += chunk
-        self.too_large = len(self.chunks) > self._core.options.max_response_bytes
-        return not self.too_large
+        """Take the next raw ``chunk``; False once there is no point reading on."""
+        if self.refused is not None:
+            return False
+        self._raw += len(chunk)
+        limit = self._core.options.max_response_bytes
+        try:
+            self.chunks += self._decoder.feed(chunk)
+        except TooLarge:
+            self.too_large = True
+        except DecodeError:
+            self.undecodable = True
+        self.too_large = self.too_large or self._raw > limit
+        return not (self.too_large or self.undecodable)
+
+    def add_decoded(self, content: bytes) -> None:
+        """Take a whole body that is already decoded (an in-process transport's reply)."""
+        self.refused = None
+        self._decoder = BoundedDecoder(None, self._core.options.max_response_bytes)
+        self.chunks = bytearray(content)
+        self.too_large = len(content) > self._core.options.max_response_bytes
 
     def outcome(self) -> Outcome:
+        if not (self.too_large or self.undecodable or self.refused):
+            try:
+                self.chunks += self._decoder.finish()
+            except TooLarge:
+                self.too_large = True
+            except DecodeError:
+                self.undecodable = True
         if self.too_large:
             return self._core.too_large()
+        if self.refused is not None or self.undecodable:
+            return self._core.undecodable(self.status, self.refused)
         send = self._send
         if send is not None and send.rules is not None:
             return self._core.rules_reply(send, self.status, bytes(self.chunks), self.retry_after)
@@ -198,6 +232,7 @@ class Protocol:
         headers = {
             "Authorization": self.options.authorization.get_secret_value(),
             "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,
             "User-Agent": USER_AGENT,
         }
         if content is not None:
@@ -281,6 +316,21 @@ class Protocol:
 
     def body(self, status: int, headers: Mapping[str, str], send: Send | None = None) -> Body:
         return Body(self, status, headers, send)
+
+    def undecodable(self, status: int, refused: str | None) -> Outcome:
+        """A reply whose body cannot be decoded: an error reply means what its status says
+        (a proxy's 502 labelled gzip is still retried and may fall back); a success is a
+        :class:`PhaseResponseError` naming the encoding."""
+        if not 200 <= status < 300:
+            return Outcome(error=status_error(status, None, None, self.options.base_url))
+        if refused is not None:
+            message = (
+                f"Phase's reply is encoded as {refused!r}, which phase-settings does not read "
+                f"(it asks for {ACCEPT_ENCODING} only): a proxy in between may have re-encoded it"
+            )
+        else:
+            message = "Phase's reply could not be decoded (bad Content-Encoding)"
+        return Outcome(error=PhaseResponseError(message, status=status))
 
     def too_large(self) -> Outcome:
         return too_large(self.options.max_response_bytes)
