@@ -26,6 +26,7 @@ from .failures import Failure, Kind
 from .gate import NO_GATE, RequestGate
 from .replies import Outcome, failure_error, read_reply, status_error, too_large
 from .retry import RetryPolicy, next_wait, parse_retry_after
+from .watchdog import WATCHDOG, Watch, Watchdog
 
 __all__ = [
     "Body",
@@ -198,9 +199,11 @@ class Protocol:
         clock: Callable[[], float] | None = None,
         rng: Random | None = None,
         gate: RequestGate = NO_GATE,
+        watchdog: Watchdog = WATCHDOG,
     ):
         self.options = options
         self.gate = gate
+        self.watchdog = watchdog
         self.clock = clock or time.monotonic
         self.policy = RetryPolicy(max_attempts=options.max_attempts, rng=rng or Random())
 
@@ -249,6 +252,7 @@ class Protocol:
                 )
             self.gate.before_request(request.method, url)
             started = time.monotonic()
+            watch = self._watch_slow_start(deadline, attempt)
             outcome: Outcome = yield Send(
                 request.method,
                 url,
@@ -259,6 +263,8 @@ class Protocol:
                 deadline,
                 request.rules,
             )
+            if watch is not None:
+                watch.cancel()
             self._log(request, outcome, attempt, started)
             if isinstance(outcome.error, PhaseRateLimitError):
                 self.gate.rate_limited(url, outcome.error.retry_after)
@@ -278,6 +284,29 @@ class Protocol:
                 raise outcome.error
             self._note_slow_start(deadline, attempt + 1, wait, outcome.error)
             yield Sleep(wait)
+
+    def _watch_slow_start(self, deadline: Deadline, attempt: int) -> Watch | None:
+        """While this attempt waits, the watchdog says so at ``SLOW_START`` seconds into the
+        load (once per load, like the retry plan's notice)."""
+        if deadline.slow_noted or deadline.at - deadline.started <= SLOW_START:
+            return None  # said already, or the load gives up first and its outcome says it
+        left = SLOW_START - deadline.elapsed()
+        if left <= 0:
+            return None  # past it already: the retry plan said so before its wait
+
+        def note() -> None:
+            if deadline.slow_noted:
+                return
+            deadline.slow_noted = True
+            logger.warning(
+                "waiting for Phase at %s: attempt %d of %d, no answer yet after %g s",
+                self.options.base_url,
+                attempt,
+                self.options.max_attempts,
+                SLOW_START,
+            )
+
+        return self.watchdog.watch(time.monotonic() + left, note)
 
     def _note_slow_start(
         self, deadline: Deadline, attempt: int, wait: float, error: PhaseError
