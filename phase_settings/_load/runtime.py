@@ -16,8 +16,8 @@ import os
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .._core.tokens import auth_header, token_fingerprint
 from .._core.urls import api_base
@@ -28,12 +28,11 @@ if TYPE_CHECKING:
     from .._client.client import AsyncPhaseClient, PhaseClient
     from .._models import LoadStatus
     from .._settings.config import ResolvedConfig
-    from .cache import CacheKey, Fetched
-    from .snapshot_tier import SnapshotLayer
+    from .snapshot_tier import SnapshotTier
+    from .tiers import SharedTier
 
 __all__ = [
     "Runtime",
-    "SecondLevelStore",
     "clear_cache",
     "identity",
     "load_status",
@@ -42,29 +41,6 @@ __all__ = [
 ]
 
 MAX_CLIENTS = 16
-
-
-class SecondLevelStore(Protocol):
-    """A store between the memory cache and Phase (the on-disk snapshot): consulted when the
-    memory cache misses, written after each fetch once the settings class validated (the key's
-    lock held from before the fetch until after the write), and offered as a fallback next to
-    the process's last good values (the newer wins)."""
-
-    def get_fresh(self, key: CacheKey, config: ResolvedConfig) -> Fetched | None:
-        """An entry younger than its lifetime, served without a request; else None."""
-
-    def get_last_good(self, key: CacheKey, config: ResolvedConfig) -> Fetched | None:
-        """The newest entry still allowed as a fallback during an outage; else None."""
-
-    def put(self, key: CacheKey, entry: Fetched, config: ResolvedConfig) -> None:
-        """Keep ``entry`` (replacing only an older one); never raises."""
-
-    def lock(
-        self, key: CacheKey, config: ResolvedConfig, wait: float
-    ) -> AbstractContextManager[bool]:
-        """Hold ``key`` exclusively among the processes sharing the store for the ``with``
-        block, polling at most ``wait`` seconds; yields whether it was got (a caller that did
-        not get it goes on without it)."""
 
 
 def _token_name(config: ResolvedConfig) -> str:
@@ -127,8 +103,8 @@ class Runtime:
 
     def __init__(self) -> None:
         self.cache = SecretCache()
-        self.second_level: SecondLevelStore | None = None  # injected (tests): wins
-        self._snapshots: dict[tuple[str, str, float], SnapshotLayer] = {}
+        self.shared_tiers: tuple[SharedTier, ...] | None = None  # injected (tests): wins
+        self._snapshots: dict[tuple[str, str, float, str], SnapshotTier] = {}
         self._lock = threading.Lock()
         self._clients: dict[tuple[Any, ...], PhaseClient] = {}
         self._users: dict[PhaseClient, int] = {}  # loads using each pooled client now
@@ -187,30 +163,35 @@ class Runtime:
         with self._lock:
             return list(self._clients.values())
 
-    # -- the on-disk snapshot ---------------------------------------------------------------
+    # -- the shared tiers -----------------------------------------------------------------
 
-    def store_for(self, config: ResolvedConfig) -> SecondLevelStore | None:
-        """The second-level store of a load: an injected one, else the snapshot of
-        ``phase_snapshot_dir`` for this token (built once per folder, token and max age, so a
-        bad folder is one WARNING per process), else None."""
-        if self.second_level is not None:
-            return self.second_level
+    def tiers_for(self, config: ResolvedConfig) -> tuple[SharedTier, ...]:
+        """The shared tiers of a load, in order: injected ones, else the host's snapshot when
+        ``phase_snapshot_dir`` is set (a fleet tier is one more entry)."""
+        if self.shared_tiers is not None:
+            return self.shared_tiers
+        snapshot = self.snapshot_tier(config)
+        return () if snapshot is None else (snapshot,)
+
+    def snapshot_tier(self, config: ResolvedConfig) -> SnapshotTier | None:
+        """The snapshot of ``phase_snapshot_dir`` for this token and mode, built once per folder,
+        token, max age and mode (so a bad folder is one WARNING per process); else None."""
         if config.snapshot_dir is None or config.token is None:
             return None
         directory = os.path.abspath(config.snapshot_dir)
         # The whole token, hashed: two tokens with one bearer part seal with different keys.
         digest = hashlib.sha256(config.token.get_secret_value().encode()).hexdigest()
-        ident = (directory, digest, float(config.snapshot_max_age))
+        ident = (directory, digest, float(config.snapshot_max_age), config.mode)
         with self._lock:
-            layer = self._snapshots.get(ident)
-        if layer is not None:
-            return layer
+            tier = self._snapshots.get(ident)
+        if tier is not None:
+            return tier
         from .._snapshot.store import SnapshotStore
-        from .snapshot_tier import SnapshotLayer
+        from .snapshot_tier import SnapshotTier
 
         store = SnapshotStore(directory, config.token, max_age=config.snapshot_max_age)
         with self._lock:
-            return self._snapshots.setdefault(ident, SnapshotLayer(store, self.cache.lifetime))
+            return self._snapshots.setdefault(ident, SnapshotTier(store, config.mode))
 
     # -- per-class records (weak: a class is never kept alive) ------------------------------
 
@@ -266,8 +247,8 @@ class Runtime:
         connections themselves on the first use in a new process)."""
         self._lock = threading.Lock()
         self.cache.after_fork_in_child()
-        for layer in list(self._snapshots.values()):
-            layer.store.after_fork_in_child()
+        for tier in list(self._snapshots.values()):
+            tier.store.after_fork_in_child()
         for handle in list(self._live):
             handle.after_fork_in_child()
 

@@ -10,11 +10,10 @@ changes nothing else.
 
 from __future__ import annotations
 
-import contextvars
 import copy
+import inspect
 import operator
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import AliasChoices, SecretStr, ValidationError
@@ -29,7 +28,7 @@ from pydantic_settings.sources import ENV_FILE_SENTINEL
 from pydantic_settings.sources.utils import parse_env_vars
 
 from .._errors import PhaseError, without_tracebacks
-from .._load.deferred import validated_writes
+from .._load.scope import current_load_scope, load_scope
 from .config import UNSET, PhaseSettingsConfigDict, ResolvedConfig, resolve_config
 from .dotenv_log import dotenv_warnings_held
 from .validation import explain_missing, masked
@@ -40,12 +39,9 @@ if TYPE_CHECKING:
     from .._client.client import PhaseClient
     from .._load.result import LoadOptions, LoadResult
 
-__all__ = ["PhaseSettings", "PhaseSettingsSource", "collect_sources"]
+__all__ = ["BuiltSources", "PhaseSettings", "PhaseSettingsSource", "build_sources", "phase_sources"]
 
-# Sources called while a block of :func:`collect_sources` runs (this thread or task only).
-_collector: contextvars.ContextVar[list[PhaseSettingsSource] | None] = contextvars.ContextVar(
-    "phase_settings_sources", default=None
-)
+BuiltSources = tuple[tuple[PydanticBaseSettingsSource, ...], dict[str, Any]]
 
 _PHASE_ARGS = {
     "app_id": "phase_app_id",
@@ -78,18 +74,32 @@ ENV_ARGS = (
 )
 
 
-@contextmanager
-def collect_sources() -> Iterator[list[PhaseSettingsSource]]:
-    """The Phase sources called by the settings loads of this block, in call order."""
-    outer = _collector.get()
-    called: list[PhaseSettingsSource] = []
-    token = _collector.set(called)
-    try:
-        yield called
-    finally:
-        _collector.reset(token)
-        if outer is not None:
-            outer.extend(called)
+# The constructor arguments that pydantic-settings' own source assembly takes (``_env_file``,
+# ``_env_prefix``…); every other init kwarg is a field value.
+_SOURCE_ARGS = frozenset(inspect.signature(BaseSettings._settings_init_sources).parameters) - {
+    "_init_kwargs"
+}
+
+
+def build_sources(settings_cls: type[BaseSettings], init_kwargs: Mapping[str, Any]) -> BuiltSources:
+    """The sources ``settings_cls(**init_kwargs)`` loads through, and its field values, built by
+    pydantic-settings itself: its default sources, init kwargs such as ``_env_prefix`` and
+    ``_env_file`` applied, handed to the class's ``settings_customise_sources``, exactly as a
+    load builds them. Pass the pair to the class as ``_build_sources`` to load through these very
+    sources (building a source makes no request)."""
+    given: BuiltSources | None = init_kwargs.get("_build_sources")
+    if given is not None:
+        return given
+    arguments = {k: v for k, v in init_kwargs.items() if k in _SOURCE_ARGS}
+    values = {k: v for k, v in init_kwargs.items() if k not in _SOURCE_ARGS}
+    with dotenv_warnings_held():  # the env files are read now
+        built: BuiltSources = settings_cls._settings_init_sources(**arguments, _init_kwargs=values)
+    return built
+
+
+def phase_sources(built: BuiltSources) -> list[PhaseSettingsSource]:
+    """The Phase sources among built sources, in priority order."""
+    return [s for s in built[0] if isinstance(s, PhaseSettingsSource)]
 
 
 class PhaseSettingsSource(EnvSettingsSource):
@@ -206,8 +216,8 @@ class PhaseSettingsSource(EnvSettingsSource):
         """Fetch (or take from the cache) this source's key/value pairs, without mapping them
         to fields; the result is also kept as :attr:`result`."""
         from .._load.loader import load
-        from .._load.result import current_options
         from .._load.runtime import runtime
+        from .._load.scope import current_options
 
         self._result = load(
             self.resolve(),
@@ -232,9 +242,9 @@ class PhaseSettingsSource(EnvSettingsSource):
         return self._result
 
     def __call__(self) -> dict[str, Any]:
-        collector = _collector.get()
-        if collector is not None:
-            collector.append(self)
+        scope = current_load_scope()
+        if scope is not None:
+            scope.called(self)
         result = self.load()
         self.env_vars = parse_env_vars(
             result.values, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
@@ -352,10 +362,10 @@ class PhaseSettings(BaseSettings):
     )
 
     def __init__(self, **values: Any) -> None:
-        with collect_sources() as called, validated_writes() as validated, dotenv_warnings_held():
+        with load_scope() as scope, dotenv_warnings_held():
             try:
                 super().__init__(**values)
-                validated()  # the snapshot is written now, with what the class accepted
+                scope.validated()  # the snapshot is written now, with what the class accepted
                 return
             except (ValidationError, SettingsError, PhaseError) as exc:
                 error = exc
@@ -363,6 +373,7 @@ class PhaseSettings(BaseSettings):
         # trackers that record local variables never see a secret (pydantic's own frames hold
         # the input by design; `hide_input_in_errors` keeps it out of the message).
         del values
+        called = scope.sources
         results = [s.result for s in called if s.result is not None]
         if isinstance(error, ValidationError):
             error = masked(error, [r.values for r in results], type(self).model_config)
