@@ -1,12 +1,16 @@
 """Everything phase-settings keeps for the life of a process, in one object.
 
 The :class:`Runtime` owns the cache of fetched secrets, the pool of clients (one connection pool
-per token and host), the on-disk snapshot stores (one per folder and token), how the last load
-of each settings class went, which classes were told "no token", and the live handles to
-restart after ``fork()``. Settings classes are held weakly everywhere: a class nothing of the
-user's refers to is garbage-collected. One at-fork hook resets what a forked child must not
-share, and :meth:`Runtime.reset` (behind ``clear_cache()``) empties the values and forgets the
-snapshot stores (the next load checks its folder again).
+per token and host), the shared tiers (the on-disk snapshot stores, one per folder, token and
+mode) and the snapshot lock files this process holds, the ``PHASE_*`` entries read from env
+files, how the last load of each settings class went, which classes were told "no token", the
+memo of each class's field pass, the settings errors Django's ``phase_check`` reports, and the
+live handles to restart after ``fork()``. Settings classes are held weakly everywhere: a class
+nothing of the user's refers to is garbage-collected. The one at-fork hook (at the end of this
+module) resets what a forked child must not share, and :meth:`Runtime.reset` (behind
+``clear_cache()``) empties the values and records and forgets the snapshot stores (the next
+load checks its folder again). Not yet here: auto mode's record of apps without SSE
+(``_client/switch.py``), which holds for the process.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
     from .._client.client import AsyncPhaseClient, PhaseClient
     from .._models import LoadStatus
     from .._settings.config import ResolvedConfig
+    from .._snapshot.lock import HeldLocks
     from .snapshot_tier import SnapshotTier
     from .tiers import SharedTier
 
@@ -78,11 +83,10 @@ def new_client(
 
 
 class _Memo:
-    """A small thread-safe map keeping its most recent entries (a rotation adds one)."""
+    """A small thread-safe map keeping its ``size`` most recent entries (a rotation adds one)."""
 
-    SIZE = 4
-
-    def __init__(self) -> None:
+    def __init__(self, size: int = 4) -> None:
+        self._size = size
         self._lock = threading.Lock()
         self._entries: dict[Any, Any] = {}
 
@@ -94,8 +98,15 @@ class _Memo:
         with self._lock:
             self._entries.pop(key, None)
             self._entries[key] = value
-            while len(self._entries) > self.SIZE:
+            while len(self._entries) > self._size:
                 del self._entries[next(iter(self._entries))]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # a parent thread may have held it at fork time
 
 
 class Runtime:
@@ -105,6 +116,11 @@ class Runtime:
         self.cache = SecretCache()
         self.shared_tiers: tuple[SharedTier, ...] | None = None  # injected (tests): wins
         self._snapshots: dict[tuple[str, str, float, str], SnapshotTier] = {}
+        self._held_locks: HeldLocks | None = None  # built with the first snapshot store
+        # (env file, mtime, size) -> its PHASE_* entries: an unchanged file is parsed once.
+        self.dotenv = _Memo(64)
+        # The settings errors deferred while ``manage.py phase_check`` starts (Django).
+        self.deferred_errors: list[tuple[Any, BaseException]] = []
         self._lock = threading.Lock()
         self._clients: dict[tuple[Any, ...], PhaseClient] = {}
         self._users: dict[PhaseClient, int] = {}  # loads using each pooled client now
@@ -189,9 +205,21 @@ class Runtime:
         from .._snapshot.store import SnapshotStore
         from .snapshot_tier import SnapshotTier
 
-        store = SnapshotStore(directory, config.token, max_age=config.snapshot_max_age)
+        store = SnapshotStore(
+            directory, config.token, max_age=config.snapshot_max_age, held=self.held_locks()
+        )
         with self._lock:
             return self._snapshots.setdefault(ident, SnapshotTier(store, config.mode))
+
+    def held_locks(self) -> HeldLocks:
+        """The snapshot lock files this process holds (closed, never unlocked, in a forked
+        child); every store the runtime builds records its locks here."""
+        with self._lock:
+            if self._held_locks is None:
+                from .._snapshot.lock import HeldLocks
+
+                self._held_locks = HeldLocks()
+            return self._held_locks
 
     # -- per-class records (weak: a class is never kept alive) ------------------------------
 
@@ -235,11 +263,13 @@ class Runtime:
         """Drop fetched and last-good values and every class's status (connections stay; so
         does what auto mode learnt about apps without SSE: that holds for the process)."""
         self.cache.clear()
+        self.dotenv.clear()
         with self._lock:
             self._snapshots.clear()
             self._status.clear()
             self._announced.clear()
             self._decoded.clear()
+            self.deferred_errors.clear()
 
     def after_fork_in_child(self) -> None:
         """A forked child shares no lock a parent thread held, waits on no parent fetch and
@@ -247,6 +277,9 @@ class Runtime:
         connections themselves on the first use in a new process)."""
         self._lock = threading.Lock()
         self.cache.after_fork_in_child()
+        self.dotenv.after_fork_in_child()
+        if self._held_locks is not None:
+            self._held_locks.after_fork_in_child()
         for tier in list(self._snapshots.values()):
             tier.store.after_fork_in_child()
         for handle in list(self._live):
@@ -266,5 +299,5 @@ def load_status(settings_cls: type) -> LoadStatus:
     return runtime.status(settings_cls)
 
 
-if hasattr(os, "register_at_fork"):
+if hasattr(os, "register_at_fork"):  # the package's one at-fork hook
     os.register_at_fork(after_in_child=lambda: runtime.after_fork_in_child())

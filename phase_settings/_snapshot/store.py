@@ -39,7 +39,7 @@ from .._models import Secret
 from .codec import decode_payload, encode_payload
 from .files import folder_problem, read_file, write_atomically
 from .keys import FORMAT_VERSION, SnapshotKey, associated_data, blake2b_32, derive_keys
-from .lock import FileLock
+from .lock import FileLock, HeldLocks
 
 __all__ = [
     "DEFAULT_MAX_AGE",
@@ -93,6 +93,8 @@ class SnapshotStore:
         max_age: seconds after which a snapshot is never served (``phase_snapshot_max_age``).
         clock: the current time, aware UTC (injectable for tests).
         random_bytes: the nonce source (injectable for tests).
+        held: the locks this process holds (the runtime's, which it tells of a fork; one of the
+            store's own by default).
         monotonic, sleep: drive the lock's polling (injectable for tests).
 
     Raises:
@@ -108,6 +110,7 @@ class SnapshotStore:
         max_age: float = DEFAULT_MAX_AGE,
         clock: Callable[[], datetime] = _utcnow,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        held: HeldLocks | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -115,6 +118,7 @@ class SnapshotStore:
         self.max_age = max_age
         self._clock = clock
         self._random_bytes = random_bytes
+        self._held = held or HeldLocks()
         self._monotonic = monotonic
         self._sleep = sleep
         self._version = FORMAT_VERSION  # read at construction: tests build other versions
@@ -131,7 +135,7 @@ class SnapshotStore:
 
     def after_fork_in_child(self) -> None:
         """A parent thread may have held this store's guards at fork time: start afresh (the
-        lock files' descriptors are closed by the lock module's own hook)."""
+        lock files' descriptors are closed by the runtime's :class:`HeldLocks`)."""
         self._guard = threading.Lock()
         self._write_guards = {}
 
@@ -353,7 +357,7 @@ class SnapshotStore:
         with self._guard:
             lock = self._locks.get(path)
             if lock is None:
-                lock = FileLock(path, clock=self._monotonic, sleep=self._sleep)
+                lock = FileLock(path, held=self._held, clock=self._monotonic, sleep=self._sleep)
                 self._locks[path] = lock
             return lock
 
