@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Self
 
-__all__ = ["Deadline", "Scope", "current_deadline", "current_scope", "deadline_scope", "entered"]
+__all__ = ["SCOPE", "Deadline", "Scope", "current_deadline", "deadline_scope"]
 
 
 class Deadline:
@@ -72,37 +72,26 @@ class Scope:
         return scoped
 
 
-_current: ContextVar[Scope | None] = ContextVar("phase_settings_scope", default=None)
-
-
-@contextmanager
-def entered(scope: Scope) -> Iterator[Scope]:
-    """Make ``scope`` the current one of this thread or task while the block runs."""
-    token = _current.set(scope)
-    try:
-        yield scope
-    finally:
-        _current.reset(token)
-
-
-def current_scope() -> Scope | None:
-    """The scope of the code running in this context, if any."""
-    return _current.get()
+# The one context variable of phase-settings: the scope of the code running in this context.
+SCOPE: ContextVar[Scope | None] = ContextVar("phase_settings_scope", default=None)
 
 
 @contextmanager
 def deadline_scope(deadline: Deadline) -> Iterator[None]:
     """Make ``deadline`` bound every socket operation of this thread or task while the block
     runs (the current scope, if any, bound by it; nothing changes when it already is)."""
-    scope = _current.get()
+    scope = SCOPE.get()
     if scope is not None and scope.deadline is deadline:
         yield
         return
-    with entered(Scope(deadline) if scope is None else scope.with_deadline(deadline)):
+    token = SCOPE.set(Scope(deadline) if scope is None else scope.with_deadline(deadline))
+    try:
         yield
+    finally:
+        SCOPE.reset(token)
 
 
 def current_deadline() -> Deadline | None:
     """The deadline of the load running in this context, if any."""
-    scope = _current.get()
+    scope = SCOPE.get()
     return None if scope is None else scope.deadline

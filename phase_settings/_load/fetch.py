@@ -101,7 +101,7 @@ def fetch_entries(
                     return stored[key]
                 flight = TierFetch(runtime.cache, tiers, key, ttl, deadline, reread=reread)
                 try:
-                    found = flight.lock()
+                    found = flight.lock() if tiers else None
                     if found is not None:
                         return found
                     if client is not None:
@@ -115,7 +115,8 @@ def fetch_entries(
                     flight.failed()
                     raise
                 requested.append(key)
-                flight.done(entry)
+                if tiers:
+                    flight.done(entry)
                 return entry
 
             entry, _ = runtime.cache.fetch(
@@ -171,7 +172,7 @@ async def afetch_entries(
                 return stored[key]
             flight = TierFetch(runtime.cache, tiers, key, ttl, deadline, reread=reread)
             try:
-                found = await anyio.to_thread.run_sync(flight.lock)
+                found = await anyio.to_thread.run_sync(flight.lock) if tiers else None
                 if found is not None:
                     return found
                 if client is not None:
@@ -191,7 +192,8 @@ async def afetch_entries(
                 flight.failed()
                 raise
             requested.append(key)
-            await anyio.to_thread.run_sync(flight.done, entry)
+            if tiers:
+                await anyio.to_thread.run_sync(flight.done, entry)
             return entry
 
         entry, _ = await runtime.cache.afetch(

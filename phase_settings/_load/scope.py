@@ -1,5 +1,5 @@
 """The scope of one load: what a settings build carries from its start to its sources, its
-client calls and its end, in the one context variable of ``_core/deadline.py``.
+client calls and its end, in the one context variable of ``_core/deadline.py`` (``SCOPE``).
 
 A :class:`LoadScope` holds the options its Phase sources load with (set by ``LiveSettings`` and
 ``aload``), the Phase sources it called (for the errors and results of the build), the writes
@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .._core.deadline import Scope, current_scope, entered
+from .._core.deadline import SCOPE, Scope
 from .result import LoadOptions
 
 __all__ = [
@@ -38,7 +38,7 @@ class LoadScope(Scope):
     __slots__ = ("_held", "_validated", "options", "sources")
 
     def __init__(self, options: LoadOptions) -> None:
-        super().__init__()
+        self.deadline = None  # set, on a copy, by each client call of the load
         self.options = options
         self.sources: list[Any] = []  # the PhaseSettingsSource objects called, in call order
         self._held: list[tuple[Callable[[], None], Callable[[], object]]] = []
@@ -50,10 +50,6 @@ class LoadScope(Scope):
     def validated(self) -> None:
         """The settings class accepted the values: the held writes are done on leaving."""
         self._validated = True
-
-    def called(self, source: Any) -> None:
-        """Record a Phase source called by this load."""
-        self.sources.append(source)
 
     def hold(self, write: Callable[[], None], release: Callable[[], object]) -> None:
         """Run ``write`` (if the class validated), then ``release``, on leaving the scope."""
@@ -69,7 +65,7 @@ class LoadScope(Scope):
 
 def current_load_scope() -> LoadScope | None:
     """The load running in this context, if any."""
-    scope = current_scope()
+    scope = SCOPE.get()
     return scope if isinstance(scope, LoadScope) else None
 
 
@@ -83,10 +79,11 @@ def load_scope(options: LoadOptions | None = None) -> Iterator[LoadScope]:
     if options is None:
         options = _DEFAULT_OPTIONS if outer is None else outer.options
     scope = LoadScope(options)
+    token = SCOPE.set(scope)
     try:
-        with entered(scope):
-            yield scope
+        yield scope
     finally:
+        SCOPE.reset(token)
         scope.finish()
         if outer is not None:
             outer.sources.extend(scope.sources)  # a build inside a build: the outer's too

@@ -215,13 +215,17 @@ class PhaseSettingsSource(EnvSettingsSource):
     def load(self) -> LoadResult:
         """Fetch (or take from the cache) this source's key/value pairs, without mapping them
         to fields; the result is also kept as :attr:`result`."""
+        from .._load.scope import current_options
+
+        return self._load(current_options())
+
+    def _load(self, options: LoadOptions) -> LoadResult:
         from .._load.loader import load
         from .._load.runtime import runtime
-        from .._load.scope import current_options
 
         self._result = load(
             self.resolve(),
-            current_options(),
+            options,
             runtime,
             settings_cls=self.settings_cls,
             client=self._client,
@@ -243,9 +247,11 @@ class PhaseSettingsSource(EnvSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         scope = current_load_scope()
-        if scope is not None:
-            scope.called(self)
-        result = self.load()
+        if scope is None:
+            result = self.load()
+        else:
+            scope.sources.append(self)
+            result = self._load(scope.options)
         self.env_vars = parse_env_vars(
             result.values, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
         )
