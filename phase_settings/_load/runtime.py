@@ -2,15 +2,18 @@
 
 The :class:`Runtime` owns the cache of fetched secrets, the pool of clients (one connection pool
 per token and host), the shared tiers (the on-disk snapshot stores, one per folder, token and
-mode) and the snapshot lock files this process holds, the ``PHASE_*`` entries read from env
-files, how the last load of each settings class went, which classes were told "no token", the
-memo of each class's field pass, the settings errors Django's ``phase_check`` reports, and the
-live handles to restart after ``fork()``. Settings classes are held weakly everywhere: a class
-nothing of the user's refers to is garbage-collected. The one at-fork hook (at the end of this
-module) resets what a forked child must not share, and :meth:`Runtime.reset` (behind
-``clear_cache()``) empties the values and records and forgets the snapshot stores (the next
-load checks its folder again). Not yet here: auto mode's record of apps without SSE
-(``_client/switch.py``), which holds for the process.
+mode) and the snapshot lock files this process holds, how the last load of each settings class
+went, which classes were told "no token", the memo of each class's field pass, the settings
+errors Django's ``phase_check`` defers, and the live handles to restart after ``fork()``.
+Settings classes are held weakly everywhere: a class nothing of the user's refers to is
+garbage-collected. The one at-fork hook (at the end of this module) resets what a forked child
+must not share, and :meth:`Runtime.reset` (behind ``clear_cache()``) empties the values and
+records and forgets the snapshot stores (the next load checks its folder again).
+
+Two stores are not here yet: auto mode's record of apps without SSE (``_client/switch.py``,
+which holds for the process), and the memo of the env files' ``PHASE_*`` entries
+(``_settings/config.py``: the client layer still imports that module for its defaults, so it
+cannot reach the runtime without an import cycle).
 """
 
 from __future__ import annotations
@@ -101,13 +104,6 @@ class _Memo:
             while len(self._entries) > self._size:
                 del self._entries[next(iter(self._entries))]
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def after_fork_in_child(self) -> None:
-        self._lock = threading.Lock()  # a parent thread may have held it at fork time
-
 
 class Runtime:
     """The process-wide state of phase-settings (one instance: :data:`runtime`)."""
@@ -117,8 +113,6 @@ class Runtime:
         self.shared_tiers: tuple[SharedTier, ...] | None = None  # injected (tests): wins
         self._snapshots: dict[tuple[str, str, float, str], SnapshotTier] = {}
         self._held_locks: HeldLocks | None = None  # built with the first snapshot store
-        # (env file, mtime, size) -> its PHASE_* entries: an unchanged file is parsed once.
-        self.dotenv = _Memo(64)
         # The settings errors deferred while ``manage.py phase_check`` starts (Django).
         self.deferred_errors: list[tuple[Any, BaseException]] = []
         self._lock = threading.Lock()
@@ -263,7 +257,6 @@ class Runtime:
         """Drop fetched and last-good values and every class's status (connections stay; so
         does what auto mode learnt about apps without SSE: that holds for the process)."""
         self.cache.clear()
-        self.dotenv.clear()
         with self._lock:
             self._snapshots.clear()
             self._status.clear()
@@ -277,7 +270,6 @@ class Runtime:
         connections themselves on the first use in a new process)."""
         self._lock = threading.Lock()
         self.cache.after_fork_in_child()
-        self.dotenv.after_fork_in_child()
         if self._held_locks is not None:
             self._held_locks.after_fork_in_child()
         for tier in list(self._snapshots.values()):

@@ -186,11 +186,11 @@ def env_file_paths(config: Mapping[str, Any]) -> tuple[Path, ...]:
     return tuple(Path(p).expanduser() for p in env_file)
 
 
-def read_phase_keys(paths: Sequence[Path], encoding: str | None) -> dict[str, str]:
-    """``PHASE_*`` entries of the env files, later files winning (python-dotenv parses; an
-    unchanged file is parsed once per process, in the runtime's memo)."""
-    from .._load.runtime import runtime
+_dotenv_cache: dict[tuple[str, int, int], dict[str, str]] = {}
 
+
+def read_phase_keys(paths: Sequence[Path], encoding: str | None) -> dict[str, str]:
+    """``PHASE_*`` entries of the env files, later files winning (python-dotenv parses)."""
     merged: dict[str, str] = {}
     for path in paths:
         try:
@@ -198,7 +198,7 @@ def read_phase_keys(paths: Sequence[Path], encoding: str | None) -> dict[str, st
         except OSError:
             continue
         cache_key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-        entries: dict[str, str] | None = runtime.dotenv.get(cache_key)
+        entries = _dotenv_cache.get(cache_key)
         if entries is None:
             with report_parse_errors(path):
                 values = dotenv_values(path, encoding=encoding or "utf-8")
@@ -207,7 +207,9 @@ def read_phase_keys(paths: Sequence[Path], encoding: str | None) -> dict[str, st
                 for k, v in values.items()
                 if v is not None and k.upper().startswith("PHASE_")
             }
-            runtime.dotenv.put(cache_key, entries)
+            if len(_dotenv_cache) > 64:
+                _dotenv_cache.clear()
+            _dotenv_cache[cache_key] = entries
         merged.update(entries)
     return merged
 
