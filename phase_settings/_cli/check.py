@@ -31,7 +31,8 @@ from pydantic_settings import (
 from pydantic_settings.sources import DefaultSettingsSource
 
 from .._errors import PhaseError
-from .._settings.source import BuiltSources, PhaseSettingsSource, build_sources
+from .._settings.assembly import BuiltSources, build_sources
+from .._settings.source import PhaseSettingsSource
 from .._settings.values import MASK, is_secret, masked
 from .check_report import CheckReport, FieldReport
 from .context import make_context

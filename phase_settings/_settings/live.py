@@ -22,7 +22,7 @@ from .._load.result import LoadOptions, LoadResult, combined_status
 from .._load.runtime import runtime
 from .._load.scope import load_scope
 from .._models import LoadStatus
-from .source import BuiltSources, build_sources, phase_sources
+from .assembly import BuiltSources, build_sources, phase_sources
 
 __all__ = ["LiveSettings", "aload"]
 

@@ -11,9 +11,8 @@ changes nothing else.
 from __future__ import annotations
 
 import copy
-import inspect
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import AliasChoices, SecretStr, ValidationError
@@ -39,9 +38,7 @@ if TYPE_CHECKING:
     from .._client.client import PhaseClient
     from .._load.result import LoadOptions, LoadResult
 
-__all__ = ["BuiltSources", "PhaseSettings", "PhaseSettingsSource", "build_sources", "phase_sources"]
-
-BuiltSources = tuple[tuple[PydanticBaseSettingsSource, ...], dict[str, Any]]
+__all__ = ["PhaseSettings", "PhaseSettingsSource"]
 
 _PHASE_ARGS = {
     "app_id": "phase_app_id",
@@ -72,34 +69,6 @@ ENV_ARGS = (
     "env_parse_none_str",
     "env_parse_enums",
 )
-
-
-# The constructor arguments that pydantic-settings' own source assembly takes (``_env_file``,
-# ``_env_prefix``…); every other init kwarg is a field value.
-_SOURCE_ARGS = frozenset(inspect.signature(BaseSettings._settings_init_sources).parameters) - {
-    "_init_kwargs"
-}
-
-
-def build_sources(settings_cls: type[BaseSettings], init_kwargs: Mapping[str, Any]) -> BuiltSources:
-    """The sources ``settings_cls(**init_kwargs)`` loads through, and its field values, built by
-    pydantic-settings itself: its default sources, init kwargs such as ``_env_prefix`` and
-    ``_env_file`` applied, handed to the class's ``settings_customise_sources``, exactly as a
-    load builds them. Pass the pair to the class as ``_build_sources`` to load through these very
-    sources (building a source makes no request)."""
-    given: BuiltSources | None = init_kwargs.get("_build_sources")
-    if given is not None:
-        return given
-    arguments = {k: v for k, v in init_kwargs.items() if k in _SOURCE_ARGS}
-    values = {k: v for k, v in init_kwargs.items() if k not in _SOURCE_ARGS}
-    with dotenv_warnings_held():  # the env files are read now
-        built: BuiltSources = settings_cls._settings_init_sources(**arguments, _init_kwargs=values)
-    return built
-
-
-def phase_sources(built: BuiltSources) -> list[PhaseSettingsSource]:
-    """The Phase sources among built sources, in priority order."""
-    return [s for s in built[0] if isinstance(s, PhaseSettingsSource)]
 
 
 class PhaseSettingsSource(EnvSettingsSource):
