@@ -1,10 +1,10 @@
 """The settings check behind ``phase-settings check``, ``manage.py phase_check`` and
 ``flask phase check``: load a class once and report where each field came from.
 
-Sources are observed through pydantic-settings' public hook: a throwaway subclass of the
-user's class whose ``settings_customise_sources`` takes the sources the class would use, gives
-each Phase source the command line's context (``PhaseSettingsSource.with_overrides``), and
-records what every source returns.
+Sources are observed as a load builds them: pydantic-settings' own assembly (the class's
+``settings_customise_sources`` given its default sources, ``build_sources``), each Phase source
+given the command line's context (``PhaseSettingsSource.with_overrides``) and every source made
+to record what it returns; the class then loads through exactly those sources.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import (
     BaseSettings,
+    CliSettingsSource,
     DotEnvSettingsSource,
     EnvSettingsSource,
     InitSettingsSource,
@@ -27,9 +28,11 @@ from pydantic_settings import (
     SecretsSettingsSource,
     SettingsError,
 )
+from pydantic_settings.sources import DefaultSettingsSource
 
 from .._errors import PhaseError
 from .._models import utf8_encodable
+from .._settings.assembly import BuiltSources, build_sources
 from .._settings.source import PhaseSettingsSource
 from .._settings.values import MASK, is_secret, masked
 from .check_report import CheckReport, FieldReport
@@ -122,44 +125,29 @@ def _recording(source: PydanticBaseSettingsSource) -> PydanticBaseSettingsSource
 
 
 def observe(
-    settings_cls: type[BaseSettings], overrides: Mapping[str, Any] | None = None
-) -> tuple[type[BaseSettings], list[PydanticBaseSettingsSource]]:
-    """A throwaway subclass of ``settings_cls`` that records its sources, and their list.
+    built: BuiltSources, overrides: Mapping[str, Any] | None = None
+) -> tuple[BuiltSources, list[PydanticBaseSettingsSource]]:
+    """The sources of a load (``build_sources``) made to record what they return, and the list
+    of those the class's ``settings_customise_sources`` chose.
 
-    Each Phase source is replaced by ``source.with_overrides(**overrides)``; every source keeps
-    what it returned (read it with :func:`seen`). Build the subclass once per load.
+    Each Phase source is replaced by ``source.with_overrides(**overrides)``; every chosen source
+    keeps what it returned (read it with :func:`seen`). Load the class with the first result as
+    ``_build_sources``, once.
     """
+    sources, init_kwargs = built
     sources_seen: list[PydanticBaseSettingsSource] = []
-    parent = settings_cls
-
-    def settings_customise_sources(
-        cls: type[BaseSettings],
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        given = super(probe, cls).settings_customise_sources(  # type: ignore[misc]
-            settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
-        )
-        result = []
-        for source in given:
-            if isinstance(source, PhaseSettingsSource) and overrides:
-                source = source.with_overrides(**overrides)
-            if isinstance(source, PydanticBaseSettingsSource):
-                source = _recording(source)
-                sources_seen.append(source)
-            result.append(source)
-        return tuple(result)
-
-    namespace = {
-        "__module__": parent.__module__,
-        "__qualname__": parent.__qualname__,
-        "settings_customise_sources": classmethod(settings_customise_sources),
-    }
-    probe: type[BaseSettings] = type(parent.__name__, (parent,), namespace)
-    return probe, sources_seen
+    result = []
+    for source in sources:
+        if isinstance(source, PhaseSettingsSource) and overrides:
+            source = source.with_overrides(**overrides)
+        # pydantic-settings' own additions (the defaults, a command line) are not the class's.
+        if isinstance(source, PydanticBaseSettingsSource) and not isinstance(
+            source, DefaultSettingsSource | CliSettingsSource
+        ):
+            source = _recording(source)
+            sources_seen.append(source)
+        result.append(source)
+    return (tuple(result), init_kwargs), sources_seen
 
 
 def seen(source: PydanticBaseSettingsSource) -> dict[str, Any] | None:
@@ -233,15 +221,16 @@ def check_settings(
         settings_cls, name = load_settings_class(target), target
     else:
         settings_cls, name = target, f"{target.__module__}:{target.__qualname__}"
-    probe, sources = observe(settings_cls, overrides)
     # A class that parses its own command line (cli_parse_args) must not parse ours.
     no_cli: dict[str, Any] = (
         {"_cli_parse_args": False} if settings_cls.model_config.get("cli_parse_args") else {}
     )
     report = CheckReport(target=name)
     instance: BaseSettings | None = None
+    sources: list[PydanticBaseSettingsSource] = []
     try:
-        instance = probe(**no_cli)
+        built, sources = observe(build_sources(settings_cls, no_cli), overrides)
+        instance = settings_cls(_build_sources=built)
     except ValidationError as exc:
         report.errors = validation_errors(exc)
     except SettingsError as exc:

@@ -1,21 +1,24 @@
-"""The load's deadline: a point in monotonic time, and the scope that makes it bound every
-socket operation of the code running inside it.
+"""The load's deadline: a point in monotonic time, and the one scope that carries it (with
+what else one load carries) to every socket operation of the code running inside it.
 
 httpx's read timeout applies to each read, so a server (or a proxy) that drips one byte a
 second keeps a request alive forever. The network backend of the transport asks
 :func:`current_deadline` before every connect, read, write and TLS handshake and clamps its
-timeout to the time left. The scope is a context variable: per thread for sync callers, per
-task for async ones (asyncio and trio alike).
+timeout to the time left. The scope is one context variable holding one :class:`Scope`: per
+thread for sync callers, per task for async ones (asyncio and trio alike). The load layer's
+scope (``_load/scope.py``) extends :class:`Scope`; this layer reads only its deadline.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Self
 
-__all__ = ["Deadline", "current_deadline", "deadline_scope"]
+__all__ = ["SCOPE", "Deadline", "Scope", "current_deadline", "deadline_scope"]
 
 
 class Deadline:
@@ -53,20 +56,42 @@ class Deadline:
         return f"Deadline(remaining={self.remaining():.3f})"
 
 
-_current: ContextVar[Deadline | None] = ContextVar("phase_settings_deadline", default=None)
+class Scope:
+    """What the code running for one load carries down to the transport: the deadline of the
+    request being made (None between requests)."""
+
+    __slots__ = ("deadline",)
+
+    def __init__(self, deadline: Deadline | None = None) -> None:
+        self.deadline = deadline
+
+    def with_deadline(self, deadline: Deadline) -> Self:
+        """This scope (sharing everything else it carries) bound by ``deadline``."""
+        scoped = copy.copy(self)
+        scoped.deadline = deadline
+        return scoped
+
+
+# The one context variable of phase-settings: the scope of the code running in this context.
+SCOPE: ContextVar[Scope | None] = ContextVar("phase_settings_scope", default=None)
 
 
 @contextmanager
 def deadline_scope(deadline: Deadline) -> Iterator[None]:
     """Make ``deadline`` bound every socket operation of this thread or task while the block
-    runs."""
-    token = _current.set(deadline)
+    runs (the current scope, if any, bound by it; nothing changes when it already is)."""
+    scope = SCOPE.get()
+    if scope is not None and scope.deadline is deadline:
+        yield
+        return
+    token = SCOPE.set(Scope(deadline) if scope is None else scope.with_deadline(deadline))
     try:
         yield
     finally:
-        _current.reset(token)
+        SCOPE.reset(token)
 
 
 def current_deadline() -> Deadline | None:
     """The deadline of the load running in this context, if any."""
-    return _current.get()
+    scope = SCOPE.get()
+    return None if scope is None else scope.deadline

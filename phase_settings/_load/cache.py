@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
     from .._core.retry import Deadline
     from .._models import Secret
+    from .tiers import Copy
 
-__all__ = ["CacheKey", "Fetched", "SecretCache"]
+__all__ = ["CacheKey", "Fetched", "SecretCache", "serves_fresh"]
 
 
 FAILURE_BACKOFF_START = 1.0
@@ -54,6 +55,12 @@ class Fetched(NamedTuple):
         return f"Fetched({len(self.secrets)} secrets, fetched_at={self.fetched_at.isoformat()})"
 
 
+def serves_fresh(ttl: float) -> bool:
+    """The cache's TTL rule: with a TTL of 0 nothing (in memory or in a shared tier) is served
+    as fresh; every load asks Phase, and the last good values still back it up."""
+    return ttl > 0
+
+
 def _ttu(_key: Any, value: Fetched, now: float) -> float:
     return now + value.lifetime
 
@@ -67,25 +74,6 @@ class _Flight:
         self.done = done
         self.entry: Fetched | None = None
         self.error: PhaseError | None = None
-
-
-_flights_var: Any = None
-
-
-def _loop_flights() -> dict[tuple[int, CacheKey], _Flight]:
-    """The async fetches in flight in the running event loop (one table per loop: a task never
-    waits on another loop's fetch)."""
-    global _flights_var
-    from anyio.lowlevel import RunVar
-
-    if _flights_var is None:
-        _flights_var = RunVar("phase_settings_flights")
-    try:
-        flights: dict[tuple[int, CacheKey], _Flight] = _flights_var.get()
-    except LookupError:
-        flights = {}
-        _flights_var.set(flights)
-    return flights
 
 
 class SecretCache:
@@ -102,6 +90,7 @@ class SecretCache:
         self._maxsize = maxsize
         self._timer = timer
         self._rng = rng or random.Random()
+        self._flights_var: Any = None  # anyio's RunVar: the async fetches of each event loop
         self._reset()
 
     def _reset(self) -> None:
@@ -135,15 +124,45 @@ class SecretCache:
             self._fresh[key] = value
         self._last_good.update(last_good)
 
+    def _loop_flights(self) -> dict[CacheKey, _Flight]:
+        """The async fetches in flight in the running event loop (one table per loop: a task
+        never waits on another loop's fetch)."""
+        if self._flights_var is None:
+            from anyio.lowlevel import RunVar
+
+            self._flights_var = RunVar("phase_settings_flights")
+        try:
+            flights: dict[CacheKey, _Flight] = self._flights_var.get()
+        except LookupError:
+            flights = {}
+            self._flights_var.set(flights)
+        return flights
+
     def lifetime(self, ttl: float) -> float:
-        """A random lifetime in [TTL/2, TTL]."""
-        return self._rng.uniform(ttl / 2, ttl) if ttl > 0 else 0.0
+        """A random lifetime in [TTL/2, TTL] (0 when the TTL serves nothing fresh)."""
+        return self._rng.uniform(ttl / 2, ttl) if serves_fresh(ttl) else 0.0
 
     def new_entry(self, secrets: Sequence[Secret], ttl: float) -> Fetched:
         """An entry for secrets fetched now, with its own lifetime."""
         return Fetched(tuple(secrets), datetime.now(UTC), self.lifetime(ttl))
 
-    def get_fresh(self, key: CacheKey) -> Fetched | None:
+    def adopt(self, copy: Copy, ttl: float) -> Fetched:
+        """An entry for a shared tier's copy younger than the TTL: it keeps the rest of a drawn
+        lifetime (``fetched_at`` + the draw); a copy already past its draw lives until the TTL
+        ends."""
+        left = self.lifetime(ttl) - copy.age
+        if left <= 0:
+            left = ttl - copy.age
+        return Fetched(copy.secrets, copy.fetched_at, left)
+
+    def stale(self, copy: Copy) -> Fetched:
+        """An entry for a shared tier's outage copy (served once, never kept as fresh)."""
+        return Fetched(copy.secrets, copy.fetched_at, 0.0)
+
+    def get_fresh(self, key: CacheKey, ttl: float) -> Fetched | None:
+        """The entry of ``key`` if it is still fresh and the TTL serves fresh entries."""
+        if not serves_fresh(ttl):
+            return None
         with self._lock:
             return self._fresh.get(key)
 
@@ -171,7 +190,7 @@ class SecretCache:
             PhaseConnectionError when the deadline passes while waiting on another caller.
         """
         with self._lock:
-            if not force and ttl > 0:
+            if not force and serves_fresh(ttl):
                 hit = self._fresh.get(key)
                 if hit is not None:
                     return hit, True
@@ -242,12 +261,12 @@ class SecretCache:
         event loop share one request."""
         import anyio
 
-        flights = _loop_flights()
-        slot = (id(self), key)
+        flights = self._loop_flights()
+        slot = key
         for _ in range(_MAX_LEADER_HANDOVERS):
             if not force:
                 with self._lock:
-                    hit = self._fresh.get(key) if ttl > 0 else None
+                    hit = self._fresh.get(key) if serves_fresh(ttl) else None
                     failure = self._failures.get(key)
                 if hit is not None:
                     return hit, True

@@ -1,9 +1,9 @@
-"""The fetch of one load: for each folder, memory cache -> second-level store -> Phase.
+"""The fetch of one load: for each folder, memory cache -> each shared tier -> Phase.
 
 One request per folder is shared by the concurrent loads of a process (the memory cache's
-single-flight); with a second-level store (the on-disk snapshot) the processes of a host share it
-too: the leader reads the store, then takes the key's lock (polled for at most half the time
-left), reads again, fetches, and writes once the settings class validated.
+single-flight); with shared tiers (the on-disk snapshot) the processes that share them share it
+too: the leader reads the tiers, then takes each tier's lock for the key (polled for at most half
+the time left), reads that tier again, fetches, and writes once the settings class validated.
 """
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
 from .._core.retry import Deadline
 from .._errors import fresh
 from .._models import shown
 from .cache import CacheKey, Fetched
-from .deferred import write_after_validation
-from .runtime import Runtime, SecondLevelStore, identity
+from .runtime import Runtime, identity
+from .tiers import SharedTier, TierFetch, fresh_copy
 
 if TYPE_CHECKING:
     from .._client.client import PhaseClient
@@ -61,63 +60,22 @@ def cache_keys(config: ResolvedConfig, client: PhaseClient | None = None) -> lis
 # --- the fetch ------------------------------------------------------------------------------
 
 
-def _stored_first(
-    runtime: Runtime,
-    store: SecondLevelStore | None,
-    keys: Sequence[CacheKey],
-    config: ResolvedConfig,
+def _shared_first(
+    runtime: Runtime, tiers: Sequence[SharedTier], keys: Sequence[CacheKey], ttl: float
 ) -> dict[CacheKey, Fetched] | None:
-    """The fresh second-level entries of the keys the memory cache misses: all of them, or None
-    (a load of several paths uses the store only if every path is there)."""
-    if store is None:
+    """The fresh shared copies of the keys the memory cache misses: all of them, or None (a
+    load of several paths uses the shared tiers only if every path is there)."""
+    if not tiers:
         return None
     found: dict[CacheKey, Fetched] = {}
     for key in keys:
-        if config.cache_ttl > 0 and runtime.cache.get_fresh(key) is not None:
+        if runtime.cache.get_fresh(key, ttl) is not None:
             continue
-        entry = store.get_fresh(key, config)
+        entry = fresh_copy(runtime.cache, tiers, key, ttl)
         if entry is None:
             return None
         found[key] = entry
     return found
-
-
-class _Fetch:
-    """One folder's fetch by the in-process single-flight leader: the store read first, then
-    under the key's lock (polled for at most half the time left) a second read, the request,
-    and the write, held until the settings class validated."""
-
-    def __init__(
-        self,
-        store: SecondLevelStore | None,
-        key: CacheKey,
-        config: ResolvedConfig,
-        deadline: Deadline,
-        *,
-        reread: bool,
-    ) -> None:
-        self.store, self.key, self.config, self.deadline = store, key, config, deadline
-        self.reread = reread
-        self.held = ExitStack()
-
-    def lock(self) -> Fetched | None:
-        """Take the key's lock (or give up after the budget); a fresh entry if one appeared."""
-        if self.store is None:
-            return None
-        lock = self.store.lock(self.key, self.config, self.deadline.remaining() / 2)
-        self.held.enter_context(lock)
-        if not self.reread:
-            return None
-        stored = self.store.get_fresh(self.key, self.config)
-        if stored is not None:
-            self.held.close()
-        return stored
-
-    def done(self, entry: Fetched) -> None:
-        if self.store is None:
-            self.held.close()
-        else:
-            write_after_validation(self.store, self.key, entry, self.config, self.held.close)
 
 
 def fetch_entries(
@@ -128,10 +86,11 @@ def fetch_entries(
     fetched: list[tuple[CacheKey, Fetched]] = []
     requested: list[CacheKey] = []
     keys = cache_keys(config, client)
-    store = runtime.store_for(config)
+    tiers = runtime.tiers_for(config)
+    ttl = config.cache_ttl
     wanted = [key for key in keys if key not in options.prefetched]
-    stored = None if options.force else _stored_first(runtime, store, wanted, config)
-    reread = not options.force and len(keys) == 1  # several paths: all from the store or none
+    stored = None if options.force else _shared_first(runtime, tiers, wanted, ttl)
+    reread = not options.force and len(keys) == 1  # several paths: all from the tiers or none
     for key in keys:
         if key in options.errors:
             raise fresh(options.errors[key])
@@ -141,9 +100,9 @@ def fetch_entries(
             def fetch(key: CacheKey = key) -> Fetched:
                 if stored is not None and key in stored:
                     return stored[key]
-                flight = _Fetch(store, key, config, deadline, reread=reread)
+                flight = TierFetch(runtime.cache, tiers, key, ttl, deadline, reread=reread)
                 try:
-                    found = flight.lock()
+                    found = flight.lock() if tiers else None
                     if found is not None:
                         return found
                     if client is not None:
@@ -152,16 +111,17 @@ def fetch_entries(
                         with runtime.borrow_client(config) as pooled:
                             secrets = _list(pooled, key, deadline)
                     warn_unresolved(secrets)
-                    entry = runtime.cache.new_entry(secrets, config.cache_ttl)
+                    entry = runtime.cache.new_entry(secrets, ttl)
                 except BaseException:
-                    flight.held.close()
+                    flight.failed()
                     raise
                 requested.append(key)
-                flight.done(entry)
+                if tiers:
+                    flight.done(entry)
                 return entry
 
             entry, _ = runtime.cache.fetch(
-                key, fetch, ttl=config.cache_ttl, deadline=deadline, force=options.force
+                key, fetch, ttl=ttl, deadline=deadline, force=options.force
             )
         else:
             requested.append(key)
@@ -179,8 +139,8 @@ async def afetch_entries(
     config: ResolvedConfig, options: LoadOptions, runtime: Runtime, client: PhaseClient | None
 ) -> tuple[list[tuple[CacheKey, Fetched]], bool]:
     """The async twin of :func:`fetch_entries`: ``AsyncPhaseClient`` (an injected synchronous
-    client runs in a worker thread); never blocks the event loop (the store and its lock are
-    used in worker threads)."""
+    client runs in a worker thread); never blocks the event loop (the shared tiers and their
+    locks are used in worker threads)."""
     import anyio.to_thread
 
     from .runtime import new_client
@@ -189,15 +149,16 @@ async def afetch_entries(
     fetched: list[tuple[CacheKey, Fetched]] = []
     requested: list[CacheKey] = []
     keys = cache_keys(config, client)
-    store = await anyio.to_thread.run_sync(runtime.store_for, config)
+    tiers = await anyio.to_thread.run_sync(runtime.tiers_for, config)
+    ttl = config.cache_ttl
     stored = (
         None
         if options.force
         else await anyio.to_thread.run_sync(
-            _stored_first, runtime, store, [k for k in keys if k not in options.prefetched], config
+            _shared_first, runtime, tiers, [k for k in keys if k not in options.prefetched], ttl
         )
     )
-    reread = not options.force and len(keys) == 1  # several paths: all from the store or none
+    reread = not options.force and len(keys) == 1  # several paths: all from the tiers or none
     for key in keys:
         if key in options.errors:
             raise fresh(options.errors[key])
@@ -210,9 +171,9 @@ async def afetch_entries(
         async def fetch(key: CacheKey = key) -> Fetched:
             if stored is not None and key in stored:
                 return stored[key]
-            flight = _Fetch(store, key, config, deadline, reread=reread)
+            flight = TierFetch(runtime.cache, tiers, key, ttl, deadline, reread=reread)
             try:
-                found = await anyio.to_thread.run_sync(flight.lock)
+                found = await anyio.to_thread.run_sync(flight.lock) if tiers else None
                 if found is not None:
                     return found
                 if client is not None:
@@ -227,16 +188,17 @@ async def afetch_entries(
                             deadline=deadline,
                         )
                 warn_unresolved(secrets)
-                entry = runtime.cache.new_entry(secrets, config.cache_ttl)
+                entry = runtime.cache.new_entry(secrets, ttl)
             except BaseException:
-                flight.held.close()
+                flight.failed()
                 raise
             requested.append(key)
-            await anyio.to_thread.run_sync(flight.done, entry)
+            if tiers:
+                await anyio.to_thread.run_sync(flight.done, entry)
             return entry
 
         entry, _ = await runtime.cache.afetch(
-            key, fetch, ttl=config.cache_ttl, deadline=deadline, force=options.force
+            key, fetch, ttl=ttl, deadline=deadline, force=options.force
         )
         fetched.append((key, entry))
     return fetched, not requested

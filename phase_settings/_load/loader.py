@@ -1,10 +1,10 @@
 """The load pipeline: a resolved configuration in, the key/value pairs of one load out.
 
 ``load(config, options, runtime)`` (and its async twin :func:`load_async`) goes, for each folder
-of the load: memory cache -> second-level store (the on-disk snapshot, when the runtime has
-one) -> Phase, one request per folder shared by concurrent loads. When Phase cannot answer and
-falling back is allowed: the newer of the process's last good values and the second-level
-store's, then (``phase_fallback="dotenv"``) the env files. Every other error is raised at once.
+of the load: memory cache -> each shared tier (the on-disk snapshot, when configured) -> Phase,
+one request per folder shared by concurrent loads. When Phase cannot answer and falling back is
+allowed: the newest of the process's last good values and the shared tiers' copies, then
+(``phase_fallback="dotenv"``) the env files. Every other error is raised at once.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from .._models import LoadStatus
 from .fetch import afetch_entries, cache_keys, fetch_entries, warn_unresolved
 from .result import LoadOptions, LoadResult, merge_secrets, signature_of
 from .runtime import Runtime
+from .tiers import newest_copy
 
 if TYPE_CHECKING:
     from .._client.client import PhaseClient
@@ -195,16 +196,16 @@ def _age(age: timedelta) -> str:
 def _last_good(
     config: ResolvedConfig, runtime: Runtime, client: PhaseClient | None
 ) -> tuple[list[tuple[CacheKey, Fetched]], str] | None:
-    """For every folder, the newer of the process's last good entry and the second-level
-    store's; None unless every folder has one."""
-    store = runtime.store_for(config)
+    """For every folder, the newest of the process's last good entry and the shared tiers'
+    copies; None unless every folder has one."""
+    tiers = runtime.tiers_for(config)
     chosen: list[tuple[CacheKey, Fetched]] = []
     from_store = False
     for key in cache_keys(config, client):
         memory = runtime.cache.last_good(key)
-        stored = store.get_last_good(key, config) if store is not None else None
+        stored = newest_copy(tiers, key)
         if stored is not None and (memory is None or stored.fetched_at > memory.fetched_at):
-            chosen.append((key, stored))
+            chosen.append((key, runtime.cache.stale(stored)))
             from_store = True
         elif memory is not None:
             chosen.append((key, memory))

@@ -1,12 +1,10 @@
-"""What a load is asked to do and what it served: the options of a block of loads, the
+"""What a load is asked to do and what it served: the options of one load, the
 :class:`LoadResult` of one source, and the helpers that turn fetched entries into key/value
 pairs and a signature."""
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -22,8 +20,6 @@ __all__ = [
     "LoadOptions",
     "LoadResult",
     "combined_status",
-    "current_options",
-    "load_options",
     "merge_secrets",
     "signature_of",
 ]
@@ -39,26 +35,6 @@ class LoadOptions(NamedTuple):
     fallback: bool = True  # False: raise instead of serving stale or .env values
     prefetched: Mapping[CacheKey, Fetched] = _EMPTY  # fetched already (aload, refresh)
     errors: Mapping[CacheKey, PhaseError] = _EMPTY  # failures of the prefetch (aload)
-
-
-_options: contextvars.ContextVar[LoadOptions | None] = contextvars.ContextVar(
-    "phase_settings_load_options", default=None
-)
-_DEFAULT_OPTIONS = LoadOptions()
-
-
-def current_options() -> LoadOptions:
-    return _options.get() or _DEFAULT_OPTIONS
-
-
-@contextmanager
-def load_options(**options: Any) -> Iterator[None]:
-    """Run the settings loads of this block (this thread or task) with other options."""
-    token = _options.set(LoadOptions(**options))
-    try:
-        yield
-    finally:
-        _options.reset(token)
 
 
 @dataclass(frozen=True, slots=True, repr=False)

@@ -1,12 +1,19 @@
 """Everything phase-settings keeps for the life of a process, in one object.
 
 The :class:`Runtime` owns the cache of fetched secrets, the pool of clients (one connection pool
-per token and host), the on-disk snapshot stores (one per folder and token), how the last load
-of each settings class went, which classes were told "no token", and the live handles to
-restart after ``fork()``. Settings classes are held weakly everywhere: a class nothing of the
-user's refers to is garbage-collected. One at-fork hook resets what a forked child must not
-share, and :meth:`Runtime.reset` (behind ``clear_cache()``) empties the values and forgets the
-snapshot stores (the next load checks its folder again).
+per token and host), the shared tiers (the on-disk snapshot stores, one per folder, token and
+mode) and the snapshot lock files this process holds, how the last load of each settings class
+went, which classes were told "no token", the memo of each class's field pass, the settings
+errors Django's ``phase_check`` defers, and the live handles to restart after ``fork()``.
+Settings classes are held weakly everywhere: a class nothing of the user's refers to is
+garbage-collected. The one at-fork hook (at the end of this module) resets what a forked child
+must not share, and :meth:`Runtime.reset` (behind ``clear_cache()``) empties the values and
+records and forgets the snapshot stores (the next load checks its folder again).
+
+Two stores are not here yet: auto mode's record of apps without SSE (``_client/switch.py``,
+which holds for the process), and the memo of the env files' ``PHASE_*`` entries
+(``_settings/config.py``: the client layer still imports that module for its defaults, so it
+cannot reach the runtime without an import cycle).
 """
 
 from __future__ import annotations
@@ -15,8 +22,8 @@ import os
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .._core.urls import api_base
 from .._errors import scrubbed
@@ -26,12 +33,12 @@ if TYPE_CHECKING:
     from .._client.client import AsyncPhaseClient, PhaseClient
     from .._models import LoadStatus
     from .._settings.config import ResolvedConfig
-    from .cache import CacheKey, Fetched
-    from .snapshot_tier import SnapshotLayer
+    from .._snapshot.lock import HeldLocks
+    from .snapshot_tier import SnapshotTier
+    from .tiers import SharedTier
 
 __all__ = [
     "Runtime",
-    "SecondLevelStore",
     "clear_cache",
     "identity",
     "load_status",
@@ -42,27 +49,9 @@ __all__ = [
 MAX_CLIENTS = 16
 
 
-class SecondLevelStore(Protocol):
-    """A store between the memory cache and Phase (the on-disk snapshot): consulted when the
-    memory cache misses, written after each fetch once the settings class validated (the key's
-    lock held from before the fetch until after the write), and offered as a fallback next to
-    the process's last good values (the newer wins)."""
-
-    def get_fresh(self, key: CacheKey, config: ResolvedConfig) -> Fetched | None:
-        """An entry younger than its lifetime, served without a request; else None."""
-
-    def get_last_good(self, key: CacheKey, config: ResolvedConfig) -> Fetched | None:
-        """The newest entry still allowed as a fallback during an outage; else None."""
-
-    def put(self, key: CacheKey, entry: Fetched, config: ResolvedConfig) -> None:
-        """Keep ``entry`` (replacing only an older one); never raises."""
-
-    def lock(
-        self, key: CacheKey, config: ResolvedConfig, wait: float
-    ) -> AbstractContextManager[bool]:
-        """Hold ``key`` exclusively among the processes sharing the store for the ``with``
-        block, polling at most ``wait`` seconds; yields whether it was got (a caller that did
-        not get it goes on without it)."""
+def _token_name(config: ResolvedConfig) -> str:
+    origin = config.token_origin
+    return origin if origin.startswith("PHASE_") else "phase_token"
 
 
 @scrubbed()
@@ -96,11 +85,10 @@ def new_client(
 
 
 class _Memo:
-    """A small thread-safe map keeping its most recent entries (a rotation adds one)."""
+    """A small thread-safe map keeping its ``size`` most recent entries (a rotation adds one)."""
 
-    SIZE = 4
-
-    def __init__(self) -> None:
+    def __init__(self, size: int = 4) -> None:
+        self._size = size
         self._lock = threading.Lock()
         self._entries: dict[Any, Any] = {}
 
@@ -112,7 +100,7 @@ class _Memo:
         with self._lock:
             self._entries.pop(key, None)
             self._entries[key] = value
-            while len(self._entries) > self.SIZE:
+            while len(self._entries) > self._size:
                 del self._entries[next(iter(self._entries))]
 
 
@@ -121,8 +109,11 @@ class Runtime:
 
     def __init__(self) -> None:
         self.cache = SecretCache()
-        self.second_level: SecondLevelStore | None = None  # injected (tests): wins
-        self._snapshots: dict[tuple[str, str, float, int], SnapshotLayer] = {}
+        self.shared_tiers: tuple[SharedTier, ...] | None = None  # injected (tests): wins
+        self._snapshots: dict[tuple[str, str, float, str, int], SnapshotTier] = {}
+        self._held_locks: HeldLocks | None = None  # built with the first snapshot store
+        # The settings errors deferred while ``manage.py phase_check`` starts (Django).
+        self.deferred_errors: list[tuple[Any, BaseException]] = []
         self._lock = threading.Lock()
         self._clients: dict[tuple[Any, ...], PhaseClient] = {}
         self._users: dict[PhaseClient, int] = {}  # loads using each pooled client now
@@ -181,14 +172,19 @@ class Runtime:
         with self._lock:
             return list(self._clients.values())
 
-    # -- the on-disk snapshot ---------------------------------------------------------------
+    # -- the shared tiers -----------------------------------------------------------------
 
-    def store_for(self, config: ResolvedConfig) -> SecondLevelStore | None:
-        """The second-level store of a load: an injected one, else the snapshot of
-        ``phase_snapshot_dir`` for this token (built once per folder, token and max age, so a
-        bad folder is one WARNING per process), else None."""
-        if self.second_level is not None:
-            return self.second_level
+    def tiers_for(self, config: ResolvedConfig) -> tuple[SharedTier, ...]:
+        """The shared tiers of a load, in order: injected ones, else the host's snapshot when
+        ``phase_snapshot_dir`` is set (a fleet tier is one more entry)."""
+        if self.shared_tiers is not None:
+            return self.shared_tiers
+        snapshot = self.snapshot_tier(config)
+        return () if snapshot is None else (snapshot,)
+
+    def snapshot_tier(self, config: ResolvedConfig) -> SnapshotTier | None:
+        """The snapshot of ``phase_snapshot_dir`` for this token and mode, built once per folder,
+        token, max age and mode (so a bad folder is one WARNING per process); else None."""
         credentials = config.credentials
         if config.snapshot_dir is None or credentials is None:
             return None
@@ -198,24 +194,36 @@ class Runtime:
             directory,
             credentials.fingerprint,
             float(config.snapshot_max_age),
+            config.mode,
             config.max_response_bytes,
         )
         with self._lock:
-            layer = self._snapshots.get(ident)
-        if layer is not None:
-            return layer
+            tier = self._snapshots.get(ident)
+        if tier is not None:
+            return tier
         from .._snapshot.store import SnapshotStore
-        from .snapshot_tier import SnapshotLayer
+        from .snapshot_tier import SnapshotTier
 
         store = SnapshotStore(
             directory,
             credentials,
             max_age=config.snapshot_max_age,
             max_response_bytes=config.max_response_bytes,
+            held=self.held_locks(),
         )
-        layer = SnapshotLayer(store, self.cache.lifetime, credentials.header_fingerprint)
+        tier = SnapshotTier(store, config.mode, credentials.header_fingerprint)
         with self._lock:
-            return self._snapshots.setdefault(ident, layer)
+            return self._snapshots.setdefault(ident, tier)
+
+    def held_locks(self) -> HeldLocks:
+        """The snapshot lock files this process holds (closed, never unlocked, in a forked
+        child); every store the runtime builds records its locks here."""
+        with self._lock:
+            if self._held_locks is None:
+                from .._snapshot.lock import HeldLocks
+
+                self._held_locks = HeldLocks()
+            return self._held_locks
 
     # -- per-class records (weak: a class is never kept alive) ------------------------------
 
@@ -264,6 +272,7 @@ class Runtime:
             self._status.clear()
             self._announced.clear()
             self._decoded.clear()
+            self.deferred_errors.clear()
 
     def after_fork_in_child(self) -> None:
         """A forked child shares no lock a parent thread held, waits on no parent fetch and
@@ -271,8 +280,10 @@ class Runtime:
         connections themselves on the first use in a new process)."""
         self._lock = threading.Lock()
         self.cache.after_fork_in_child()
-        for layer in list(self._snapshots.values()):
-            layer.store.after_fork_in_child()
+        if self._held_locks is not None:
+            self._held_locks.after_fork_in_child()
+        for tier in list(self._snapshots.values()):
+            tier.store.after_fork_in_child()
         for handle in list(self._live):
             handle.after_fork_in_child()
 
@@ -290,5 +301,5 @@ def load_status(settings_cls: type) -> LoadStatus:
     return runtime.status(settings_cls)
 
 
-if hasattr(os, "register_at_fork"):
+if hasattr(os, "register_at_fork"):  # the package's one at-fork hook
     os.register_at_fork(after_in_child=lambda: runtime.after_fork_in_child())

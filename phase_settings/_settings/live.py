@@ -13,26 +13,18 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
-from pydantic_settings import (
-    BaseSettings,
-    DotEnvSettingsSource,
-    EnvSettingsSource,
-    InitSettingsSource,
-    SecretsSettingsSource,
-    SettingsError,
-)
-from pydantic_settings.sources import ENV_FILE_SENTINEL
+from pydantic_settings import BaseSettings, SettingsError
 
 from .._errors import PhaseError
 from .._load.cache import CacheKey, Fetched
-from .._load.deferred import validated_writes
 from .._load.loader import cache_keys
-from .._load.result import LoadOptions, LoadResult, combined_status, load_options
+from .._load.result import LoadOptions, LoadResult, combined_status
 from .._load.runtime import runtime
+from .._load.scope import load_scope
 from .._models import LoadStatus
-from .source import ENV_ARGS, PhaseSettingsSource, collect_sources
+from .assembly import BuiltSources, build_sources, phase_sources
 
-__all__ = ["LiveSettings", "aload", "phase_sources"]
+__all__ = ["LiveSettings", "aload"]
 
 logger = logging.getLogger("phase_settings.live")
 
@@ -42,40 +34,6 @@ Hook = Callable[[Any, Any, frozenset[str]], object]
 _MIN_INTERVAL = 1.0
 _BACKOFF_START = 1.0
 _BACKOFF_MAX = 300.0
-
-
-def phase_sources(
-    settings_cls: type[BaseSettings], init_kwargs: dict[str, Any]
-) -> list[PhaseSettingsSource]:
-    """The Phase sources ``settings_cls(**init_kwargs)`` would load through, built as
-    pydantic-settings builds them, init kwargs such as ``_env_prefix`` and ``_env_file``
-    included (building a source makes no request)."""
-    mapping = {name: init_kwargs.get(f"_{name}") for name in ENV_ARGS}
-    env = EnvSettingsSource(settings_cls, **mapping)
-    dotenv = DotEnvSettingsSource(
-        settings_cls,
-        env_file=init_kwargs.get("_env_file", ENV_FILE_SENTINEL),
-        env_file_encoding=init_kwargs.get("_env_file_encoding"),
-        env_file_depth=init_kwargs.get("_env_file_depth"),
-        **mapping,
-    )
-    secrets = SecretsSettingsSource(
-        settings_cls,
-        secrets_dir=init_kwargs.get("_secrets_dir"),
-        case_sensitive=mapping["case_sensitive"],
-        env_prefix=mapping["env_prefix"],
-    )
-    init = InitSettingsSource(
-        settings_cls, init_kwargs={k: v for k, v in init_kwargs.items() if not k.startswith("_")}
-    )
-    sources = settings_cls.settings_customise_sources(
-        settings_cls,
-        init_settings=init,
-        env_settings=env,
-        dotenv_settings=dotenv,
-        file_secret_settings=secrets,
-    )
-    return [s for s in sources if isinstance(s, PhaseSettingsSource)]
 
 
 def _signature(results: list[LoadResult]) -> tuple[Any, ...] | None:
@@ -139,10 +97,18 @@ class LiveSettings(Generic[S]):
 
     # -- refresh --------------------------------------------------------------------------------
 
-    def _build(self, options: LoadOptions) -> tuple[S, list[LoadResult]]:
-        with load_options(**options._asdict()), collect_sources() as called:
-            new = self.settings_cls(**self._init_kwargs)
-        return new, [s.result for s in called if s.result is not None]
+    def _sources(self) -> BuiltSources:
+        """The sources a load of the class builds now (its own ``settings_customise_sources``)."""
+        return build_sources(self.settings_cls, self._init_kwargs)
+
+    def _build(
+        self, options: LoadOptions, built: BuiltSources | None = None
+    ) -> tuple[S, list[LoadResult]]:
+        """A new instance, loaded through ``built`` (default: sources built now)."""
+        with load_scope(options) as scope:
+            new = self.settings_cls(_build_sources=built or self._sources())
+            scope.validated()
+        return new, [s.result for s in scope.sources if s.result is not None]
 
     def refresh(self) -> frozenset[str]:
         """Fetch now (bypassing the cache's TTL, never falling back), rebuild, swap, call hooks.
@@ -154,17 +120,15 @@ class LiveSettings(Generic[S]):
             PhaseError: Phase failed; the current instance is kept.
             ValidationError: the new values do not validate; the current instance is kept.
         """
-        with self._refresh_lock, validated_writes() as validated:
+        with self._refresh_lock, load_scope(LoadOptions(force=True, fallback=False)) as scope:
             try:
-                fetched = []
-                with load_options(force=True, fallback=False):
-                    for source in phase_sources(self.settings_cls, self._init_kwargs):
-                        fetched.append(source.load())
-                changed = self._apply(fetched)
+                built = self._sources()
+                fetched = [source.load() for source in phase_sources(built)]
+                changed = self._apply(fetched, built)
             except (PhaseError, ValidationError, SettingsError) as exc:
                 self._failed(exc)
                 raise
-            validated()  # the snapshot gets only values the class accepted
+            scope.validated()  # the snapshot gets only values the class accepted
             return changed
 
     async def arefresh(self) -> frozenset[str]:
@@ -172,41 +136,40 @@ class LiveSettings(Generic[S]):
         ``AsyncPhaseClient`` and rebuilds in a worker thread, never blocking the event loop."""
         import anyio.to_thread
 
-        sources = await anyio.to_thread.run_sync(
-            phase_sources, self.settings_cls, self._init_kwargs
-        )
+        built = await anyio.to_thread.run_sync(self._sources)
         fetched: list[LoadResult] = []
 
         def rebuild() -> frozenset[str]:
             with self._refresh_lock:
                 try:
-                    return self._apply(fetched)
+                    return self._apply(fetched, built)
                 except (PhaseError, ValidationError, SettingsError) as exc:
                     self._failed(exc)
                     raise
 
-        with validated_writes() as validated:
+        options = LoadOptions(force=True, fallback=False)
+        with load_scope(options) as scope:
             try:
-                for source in sources:
-                    options = LoadOptions(force=True, fallback=False)
+                for source in phase_sources(built):
                     fetched.append(await source.load_async(options))
             except PhaseError as exc:
                 self._failed(exc)
                 raise
             changed = await anyio.to_thread.run_sync(rebuild)
-            validated()
+            scope.validated()
             return changed
 
-    def _apply(self, fetched: list[LoadResult]) -> frozenset[str]:
-        """Rebuild from freshly fetched values unless they are the current ones; swap."""
+    def _apply(self, fetched: list[LoadResult], built: BuiltSources) -> frozenset[str]:
+        """Rebuild through the sources that fetched (``built``) unless they fetched the current
+        values; swap."""
         signature = _signature(fetched)
         if signature is not None and signature == self._signature:
             self._status = combined_status(fetched)
             return frozenset()
         prefetched: dict[CacheKey, Fetched] = {k: e for r in fetched for k, e in r.entries}
-        new, built = self._build(LoadOptions(prefetched=prefetched, fallback=False))
-        self._signature = _signature(built)
-        self._status = combined_status(built)
+        new, results = self._build(LoadOptions(prefetched=prefetched, fallback=False), built)
+        self._signature = _signature(results)
+        self._status = combined_status(results)
         return self._swap(new)
 
     def _failed(self, exc: BaseException) -> None:
@@ -257,7 +220,7 @@ class LiveSettings(Generic[S]):
             ValueError: the interval is under 1 s, or none is given while the TTL is 0.
         """
         if interval is None:
-            sources = phase_sources(self.settings_cls, self._init_kwargs)
+            sources = phase_sources(self._sources())
             ttl = sources[0].resolve().cache_ttl if sources else 0.0
             if ttl <= 0:
                 raise ValueError("LiveSettings.start() needs an interval when phase_cache_ttl is 0")
@@ -328,17 +291,19 @@ async def aload(settings_cls: type[S], **init_kwargs: Any) -> S:
     """
     import anyio.to_thread
 
-    sources = await anyio.to_thread.run_sync(phase_sources, settings_cls, init_kwargs)
+    built = await anyio.to_thread.run_sync(build_sources, settings_cls, init_kwargs)
     prefetched: dict[CacheKey, Fetched] = {}
     errors: dict[CacheKey, PhaseError] = {}
 
     def build() -> S:
-        with load_options(prefetched=prefetched, errors=errors):
-            return settings_cls(**init_kwargs)
+        with load_scope(LoadOptions(prefetched=prefetched, errors=errors)) as scope:
+            instance = settings_cls(_build_sources=built)
+            scope.validated()
+            return instance
 
     # What the fetches would write to the snapshot waits until the instance validated.
-    with validated_writes() as validated:
-        for source in sources:
+    with load_scope(LoadOptions(fallback=False)) as scope:
+        for source in phase_sources(built):
             try:
                 result = await source.load_async(LoadOptions(fallback=False))
             except PhaseError as exc:
@@ -350,5 +315,5 @@ async def aload(settings_cls: type[S], **init_kwargs: Any) -> S:
                 continue
             prefetched.update(result.entries)
         instance = await anyio.to_thread.run_sync(build)
-        validated()
+        scope.validated()
         return instance

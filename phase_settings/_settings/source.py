@@ -10,12 +10,10 @@ changes nothing else.
 
 from __future__ import annotations
 
-import contextvars
 import copy
 import operator
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import AliasChoices, SecretStr, ValidationError
@@ -31,7 +29,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 from .._defaults import SETTINGS
 from .._errors import PhaseError, without_tracebacks
-from .._load.deferred import validated_writes
+from .._load.scope import current_load_scope, load_scope
 from .config import UNSET, PhaseSettingsConfigDict, ResolvedConfig, resolve_config
 from .dotenv_log import dotenv_warnings_held
 from .validation import explain_missing, masked
@@ -42,12 +40,7 @@ if TYPE_CHECKING:
     from .._client.client import PhaseClient
     from .._load.result import LoadOptions, LoadResult
 
-__all__ = ["PhaseSettings", "PhaseSettingsSource", "collect_sources"]
-
-# Sources called while a block of :func:`collect_sources` runs (this thread or task only).
-_collector: contextvars.ContextVar[list[PhaseSettingsSource] | None] = contextvars.ContextVar(
-    "phase_settings_sources", default=None
-)
+__all__ = ["PhaseSettings", "PhaseSettingsSource"]
 
 # keyword -> phase_* key: one keyword per row of the table (``app_id`` -> ``phase_app_id``)
 _PHASE_ARGS = {setting.argument: name for name, setting in SETTINGS.items()}
@@ -62,20 +55,6 @@ ENV_ARGS = (
     "env_parse_none_str",
     "env_parse_enums",
 )
-
-
-@contextmanager
-def collect_sources() -> Iterator[list[PhaseSettingsSource]]:
-    """The Phase sources called by the settings loads of this block, in call order."""
-    outer = _collector.get()
-    called: list[PhaseSettingsSource] = []
-    token = _collector.set(called)
-    try:
-        yield called
-    finally:
-        _collector.reset(token)
-        if outer is not None:
-            outer.extend(called)
 
 
 class PhaseSettingsSource(EnvSettingsSource):
@@ -195,13 +174,17 @@ class PhaseSettingsSource(EnvSettingsSource):
     def load(self) -> LoadResult:
         """Fetch (or take from the cache) this source's key/value pairs, without mapping them
         to fields; the result is also kept as :attr:`result`."""
+        from .._load.scope import current_options
+
+        return self._load(current_options())
+
+    def _load(self, options: LoadOptions) -> LoadResult:
         from .._load.loader import load
-        from .._load.result import current_options
         from .._load.runtime import runtime
 
         self._result = load(
             self.resolve(),
-            current_options(),
+            options,
             runtime,
             settings_cls=self.settings_cls,
             client=self._client,
@@ -222,10 +205,12 @@ class PhaseSettingsSource(EnvSettingsSource):
         return self._result
 
     def __call__(self) -> dict[str, Any]:
-        collector = _collector.get()
-        if collector is not None:
-            collector.append(self)
-        result = self.load()
+        scope = current_load_scope()
+        if scope is None:
+            result = self.load()
+        else:
+            scope.sources.append(self)
+            result = self._load(scope.options)
         self.env_vars = parse_env_vars(
             result.values, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
         )
@@ -342,10 +327,10 @@ class PhaseSettings(BaseSettings):
     )
 
     def __init__(self, **values: Any) -> None:
-        with collect_sources() as called, validated_writes() as validated, dotenv_warnings_held():
+        with load_scope() as scope, dotenv_warnings_held():
             try:
                 super().__init__(**values)
-                validated()  # the snapshot is written now, with what the class accepted
+                scope.validated()  # the snapshot is written now, with what the class accepted
                 return
             except (ValidationError, SettingsError, PhaseError) as exc:
                 error = exc
@@ -353,6 +338,7 @@ class PhaseSettings(BaseSettings):
         # trackers that record local variables never see a secret (pydantic's own frames hold
         # the input by design; `hide_input_in_errors` keeps it out of the message).
         del values
+        called = scope.sources
         results = [s.result for s in called if s.result is not None]
         if isinstance(error, ValidationError):
             error = masked(error, [r.values for r in results], type(self).model_config)

@@ -8,7 +8,9 @@ it and go on without it.
 ``flock`` belongs to an open file description, which a forked child shares with its parent: a
 child that unlocked its copy would release the parent's lock, and a child that kept its copy open
 would keep the lock held after the parent died. So the child closes its inherited copies right
-after the fork (never unlocking them) and never believes it holds a lock it did not take itself.
+after the fork (never unlocking them) and never believes it holds a lock it did not take itself:
+the locks a process holds are kept in one :class:`HeldLocks`, which the process's ``Runtime``
+creates, hands to the stores it builds and tells of a fork.
 """
 
 from __future__ import annotations
@@ -20,14 +22,10 @@ import time
 from collections.abc import Callable, Iterator
 from types import ModuleType
 
-__all__ = ["FileLock", "fcntl_module"]
+__all__ = ["FileLock", "HeldLocks", "fcntl_module"]
 
 POLL_START = 0.005  # seconds between two attempts at first ...
 POLL_MAX = 0.05  # ... growing to this, so a waiter notices a release within 50 ms
-
-# fd -> pid of every lock this process holds; guarded by _held_guard.
-_held: dict[int, int] = {}
-_held_guard = threading.Lock()
 
 
 def fcntl_module() -> ModuleType | None:
@@ -39,19 +37,42 @@ def fcntl_module() -> ModuleType | None:
     return fcntl
 
 
-def _after_fork_in_child() -> None:
-    # The child's copies of its parent's lock descriptors: closed, never unlocked (unlocking
-    # would release the parent's lock, keeping them would outlive the parent).
-    global _held_guard
-    _held_guard = threading.Lock()  # a parent thread may have held it at fork time
-    for fd in list(_held):
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    _held.clear()
+class HeldLocks:
+    """The lock descriptors a process holds (fd -> the pid that took it)."""
 
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._held: dict[int, int] = {}
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    def __repr__(self) -> str:
+        return f"HeldLocks({len(self._held)} held)"
+
+    def add(self, fd: int) -> None:
+        """Record a lock this process just took on ``fd``."""
+        with self._guard:
+            self._held[fd] = os.getpid()
+
+    def holds(self, fd: int) -> bool:
+        """True while this process holds the lock it took on ``fd``."""
+        with self._guard:
+            return self._held.get(fd) == os.getpid()
+
+    def discard(self, fd: int) -> bool:
+        """Forget ``fd``; True when this process had taken it (so it may unlock it)."""
+        with self._guard:
+            if self._held.get(fd) != os.getpid():
+                return False
+            del self._held[fd]
+            return True
+
+    def after_fork_in_child(self) -> None:
+        """Close the child's copies of its parent's lock descriptors, never unlocking them
+        (unlocking would release the parent's lock, keeping them would outlive the parent)."""
+        self._guard = threading.Lock()  # a parent thread may have held it at fork time
+        for fd in list(self._held):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._held.clear()
 
 
 class FileLock:
@@ -59,6 +80,7 @@ class FileLock:
 
     Args:
         path: the lock file; created with mode 0600 if missing, never written.
+        held: the locks this process holds (the runtime's; one of its own by default).
         clock: monotonic seconds (injectable for tests).
         sleep: waits between two attempts (injectable for tests).
         opener: opens the lock file and returns its descriptor (the snapshot store opens it
@@ -70,12 +92,14 @@ class FileLock:
         self,
         path: str,
         *,
+        held: HeldLocks | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         opener: Callable[[], int] | None = None,
     ) -> None:
         self.path = path
         self._opener = opener
+        self._held = held or HeldLocks()
         self._clock = clock
         self._sleep = sleep
         self._owner: dict[int, int] = {}  # fd -> pid of the holds taken through this object
@@ -88,10 +112,7 @@ class FileLock:
         """True while a thread of this process holds the lock through this object (whichever
         thread took it: async callers take it in a worker thread). A forked child never does."""
         me = os.getpid()
-        with _held_guard:
-            return any(
-                _held.get(fd) == me for fd, owner in list(self._owner.items()) if owner == me
-            )
+        return any(self._held.holds(fd) for fd, owner in list(self._owner.items()) if owner == me)
 
     @contextlib.contextmanager
     def acquire(self, wait_seconds: float) -> Iterator[bool]:
@@ -114,10 +135,8 @@ class FileLock:
         try:
             got = self._poll(fd, fcntl, wait_seconds)
             if got:
-                me = os.getpid()
-                with _held_guard:
-                    _held[fd] = me
-                self._owner[fd] = me
+                self._held.add(fd)
+                self._owner[fd] = os.getpid()
         finally:
             if not got:
                 os.close(fd)
@@ -163,14 +182,10 @@ class FileLock:
 
     def _release(self, fd: int, fcntl: ModuleType) -> None:
         owner = self._owner.pop(fd, None)
-        with _held_guard:
-            registered = _held.get(fd)
-            if owner is not None and registered == owner == os.getpid():
-                del _held[fd]
-            else:
-                # A forked child leaving a block its parent entered: its copy of the descriptor
-                # was closed at the fork and the number may now be another file's.
-                return
+        if owner != os.getpid() or not self._held.discard(fd):
+            # A forked child leaving a block its parent entered: its copy of the descriptor
+            # was closed at the fork and the number may now be another file's.
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_UN)
         except OSError:  # pragma: no cover - closing releases it too

@@ -50,7 +50,7 @@ from .files import (
     write_atomically,
 )
 from .keys import FORMAT_VERSION, SnapshotKey, associated_data, blake2b_32, derive_keys
-from .lock import FileLock
+from .lock import FileLock, HeldLocks
 
 __all__ = [
     "DEFAULT_MAX_AGE",
@@ -86,6 +86,8 @@ class SnapshotStore:
             this plus 1 MiB, so a larger file is refused before a byte is read.
         clock: the current time, aware UTC (injectable for tests).
         random_bytes: the nonce source (injectable for tests).
+        held: the locks this process holds (the runtime's, which it tells of a fork; one of the
+            store's own by default).
         monotonic, sleep: drive the lock's polling (injectable for tests).
 
     Raises:
@@ -102,6 +104,7 @@ class SnapshotStore:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         clock: Callable[[], datetime] = _utcnow,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        held: HeldLocks | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -113,6 +116,7 @@ class SnapshotStore:
         self._limit = 2 * max_response_bytes + 1024 * 1024
         self._clock = clock
         self._random_bytes = random_bytes
+        self._held = held or HeldLocks()
         self._monotonic = monotonic
         self._sleep = sleep
         self._version = FORMAT_VERSION  # read at construction: tests build other versions
@@ -129,7 +133,7 @@ class SnapshotStore:
 
     def after_fork_in_child(self) -> None:
         """A parent thread may have held this store's guards at fork time: start afresh (the
-        lock files' descriptors are closed by the lock module's own hook)."""
+        lock files' descriptors are closed by the runtime's :class:`HeldLocks`)."""
         self._guard = threading.Lock()
         self._write_guards = {}
 
@@ -364,6 +368,7 @@ class SnapshotStore:
             if lock is None:
                 lock = FileLock(
                     path,
+                    held=self._held,
                     clock=self._monotonic,
                     sleep=self._sleep,
                     opener=lambda: self._open_lock_file(name),

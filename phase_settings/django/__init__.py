@@ -42,8 +42,6 @@ __all__ = ["CHECK_COMMAND", "deferred_error", "export"]
 CHECK_COMMAND = "phase_check"
 """The management command during which a settings load error is deferred, not raised."""
 
-_deferred: list[tuple[type[BaseModel], BaseException]] = []
-
 
 def _running_check() -> bool:
     # manage.py and django-admin take the command name as their first argument.
@@ -52,7 +50,10 @@ def _running_check() -> bool:
 
 def deferred_error() -> tuple[type[BaseModel], BaseException] | None:
     """The settings class and the error its load raised while ``phase_check`` was starting."""
-    return _deferred[-1] if _deferred else None
+    from .._load.runtime import runtime
+
+    deferred = runtime.deferred_errors
+    return deferred[-1] if deferred else None
 
 
 def export(settings: BaseModel | type[BaseModel], namespace: MutableMapping[str, Any]) -> None:
@@ -78,7 +79,9 @@ def export(settings: BaseModel | type[BaseModel], namespace: MutableMapping[str,
         except (PhaseError, ValidationError, SettingsError) as exc:
             if not _running_check():
                 raise
-            _deferred.append((settings, exc))
+            from .._load.runtime import runtime
+
+            runtime.deferred_errors.append((settings, exc))
             return
         settings = instance
     namespace.update(settings_to_config(settings))

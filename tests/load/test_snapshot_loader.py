@@ -26,9 +26,10 @@ from phase_settings import (
     clear_cache,
     load_status,
 )
+from phase_settings._load.cache import Fetched
 from phase_settings._load.fetch import cache_keys
 from phase_settings._load.runtime import runtime
-from phase_settings._load.snapshot_tier import SnapshotLayer
+from phase_settings._load.snapshot_tier import SnapshotTier
 from phase_settings._settings.config import resolve_config
 from phase_settings._snapshot.store import SnapshotKey, SnapshotStore
 
@@ -86,10 +87,10 @@ def snapshot_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
-def layer_and_key(cls: type[Any]) -> tuple[SnapshotLayer, SnapshotKey, Any]:
+def layer_and_key(cls: type[Any]) -> tuple[SnapshotTier, SnapshotKey, Any]:
     config = resolve_config(cls.model_config, {})
-    layer = runtime.store_for(config)
-    assert isinstance(layer, SnapshotLayer)
+    layer = runtime.snapshot_tier(config)
+    assert isinstance(layer, SnapshotTier)
     [key] = cache_keys(config)
     # Snapshot names keep the bearer part's fingerprint (the cache key's covers the key parts).
     named = key._replace(token_fingerprint=config.credentials.header_fingerprint)
@@ -127,7 +128,7 @@ def test_a_fresh_snapshot_is_served_without_a_request_and_keeps_its_lifetime(
     assert value(Settings()) == CANARY
     assert fetches(phase) == 1 and load_status(Settings).source == "cache"
     [key] = cache_keys(resolve_config(Settings.model_config, {}))
-    entry = runtime.cache.get_fresh(key)
+    entry = runtime.cache.get_fresh(key, 300)
     assert entry is not None and 0 < entry.lifetime <= 300
 
 
@@ -245,10 +246,10 @@ def test_the_newer_snapshot_stays_on_disk(phase: Phase, folder: Path) -> None:
     Settings()
     layer, key, config = layer_and_key(Settings)
     [cache_key] = cache_keys(config)
-    on_disk = layer.get_last_good(cache_key, config)
+    on_disk = layer.last_good(cache_key)
     assert on_disk is not None
-    older = on_disk._replace(fetched_at=on_disk.fetched_at - timedelta(seconds=30))
-    layer.put(cache_key, older, config)  # a racing process that fetched earlier
+    older = Fetched(on_disk.secrets, on_disk.fetched_at - timedelta(seconds=30), 0.0)
+    layer.put(cache_key, older)  # a racing process that fetched earlier
     snapshot = layer.store.read(key)
     assert snapshot is not None and snapshot.fetched_at == on_disk.fetched_at
 

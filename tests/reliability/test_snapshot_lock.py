@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from phase_settings._load.runtime import runtime
 from phase_settings._models import Secret
 from phase_settings._snapshot.store import SnapshotKey, SnapshotStore
 
@@ -38,7 +39,8 @@ FETCH_SECONDS = 0.05  # how long the simulated fetch holds the lock
 
 @pytest.fixture
 def store(tmp_path: Path) -> SnapshotStore:
-    return SnapshotStore(tmp_path / "snap", TOKEN)
+    # The locks it holds are the process runtime's, which the at-fork hook is told of.
+    return SnapshotStore(tmp_path / "snap", TOKEN, held=runtime.held_locks())
 
 
 @pytest.fixture

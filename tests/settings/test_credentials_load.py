@@ -110,11 +110,11 @@ def test_existing_snapshots_keep_their_names(token: str, tmp_path: Path) -> None
         {},
         environ={},
     )
-    layer = runtime.store_for(config)
+    layer = runtime.snapshot_tier(config)
     assert layer is not None
     [key] = cache_keys(config)
     entry = Fetched((Secret("id-1", "API_KEY", "v"),), datetime.now(UTC), 300.0)
-    layer.put(key, entry, config)
+    layer.put(key, entry)
     assert [n for n in os.listdir(folder) if n.endswith(".snapshot")] == [SNAPSHOT_NAMES[token]]
-    stored = layer.get_last_good(key, config)
+    stored = layer.last_good(key)
     assert stored is not None and stored.secrets == entry.secrets

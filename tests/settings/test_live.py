@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -420,3 +421,72 @@ async def test_aload_with_an_injected_client_shares_one_request(
     assert {r.workers for r in results} == {2} and len(results) == 50
     gets = sum(1 for r in live_phase.fake.requests if r.method == "GET")
     assert gets == REQUESTS_PER_LOAD[phase_mode]
+
+
+class _Wrapped:
+    """A source of the user's that wraps another (e.g. to log what it read)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __call__(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.inner()
+        return data
+
+
+def test_refresh_loads_through_the_sources_the_class_itself_assembles(
+    live_phase: Phase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A class whose ``settings_customise_sources`` puts Phase above everything and wraps the
+    environment source: every load and refresh goes through that hook, once, with the
+    defaults pydantic-settings builds (init kwargs such as ``_env_prefix`` applied), so a
+    refresh serves what a load of the class would."""
+    from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+    from phase_settings import PhaseSettingsSource
+
+    calls: list[str | None] = []
+
+    class Reordered(make_settings(live_phase)):  # type: ignore[misc]
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            prefix = getattr(env_settings, "env_prefix", None)
+            calls.append(prefix)
+            phase = PhaseSettingsSource(settings_cls)  # Phase keys without the prefix
+            return (phase, init_settings, _Wrapped(env_settings))  # type: ignore[return-value]
+
+    monkeypatch.setenv("APP_API_KEY", "from-env")  # below Phase for this class
+    live = LiveSettings(Reordered, _env_prefix="APP_")
+    assert live.current.api_key.get_secret_value() == "key-1"
+    assert calls == ["APP_"]  # one assembly per load, with the init kwargs applied
+    live_phase.set("API_KEY", "key-2")
+    assert live.refresh() == frozenset({"api_key"})
+    assert live.current.api_key.get_secret_value() == "key-2"
+    assert calls == ["APP_", "APP_"]  # the refresh fetched and rebuilt through one assembly
+    assert live.status.source == "phase"
+
+
+def test_a_class_that_drops_phase_is_refreshed_without_a_request(live_phase: Phase) -> None:
+    from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+    class Local(make_settings(live_phase)):  # type: ignore[misc]
+        @classmethod
+        def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: Any, *args: Any, **kwargs: Any
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings,)
+
+    live = LiveSettings(Local, api_key="local")
+    before = len(live_phase.fake.requests)
+    assert live.refresh() == frozenset()
+    assert live.current.api_key.get_secret_value() == "local"
+    assert len(live_phase.fake.requests) == before and live.status.source == "none"
+    loaded = anyio.run(functools.partial(aload, Local, api_key="local"))
+    assert loaded.api_key.get_secret_value() == "local"  # type: ignore[attr-defined]

@@ -540,14 +540,14 @@ def test_the_runtime_checks_a_folder_once_per_process(
     folder.write_text("")  # a file where the folder should be: refused
     clear_cache()
     try:
-        first = runtime.store_for(config())
-        assert runtime.store_for(config()) is first
-        assert runtime.store_for(config(OTHER_TOKEN)) is not first
-        assert runtime.store_for(config(phase_snapshot_max_age=60)) is not first
-        assert runtime.store_for(config(phase_snapshot_dir=None)) is None
+        first = runtime.snapshot_tier(config())
+        assert runtime.snapshot_tier(config()) is first
+        assert runtime.snapshot_tier(config(OTHER_TOKEN)) is not first
+        assert runtime.snapshot_tier(config(phase_snapshot_max_age=60)) is not first
+        assert runtime.snapshot_tier(config(phase_snapshot_dir=None)) is None
         assert len(warnings_of(caplog)) == 3  # one per store, not one per load
         clear_cache()
-        assert runtime.store_for(config()) is not first
+        assert runtime.snapshot_tier(config()) is not first
     finally:
         clear_cache()
 
