@@ -65,6 +65,11 @@ def _ttu(_key: Any, value: Fetched, now: float) -> float:
     return now + value.lifetime
 
 
+class _LeaderInterrupted(Exception):
+    """What the waiters of a fetch whose thread was interrupted (``KeyboardInterrupt``,
+    ``SystemExit``) are told: one of them fetches instead."""
+
+
 class _Flight:
     """An async fetch in progress, shared by the tasks of one event loop."""
 
@@ -189,22 +194,25 @@ class SecretCache:
             Whatever the fetch raised (the same error for every waiter), or
             PhaseConnectionError when the deadline passes while waiting on another caller.
         """
-        with self._lock:
-            if not force and serves_fresh(ttl):
-                hit = self._fresh.get(key)
-                if hit is not None:
-                    return hit, True
-            if not force:
-                # During an outage, loads do not queue up behind one timeout after another:
-                # the last error is served again until the backoff (1 s doubling to 5 min) ends.
-                failure = self._failures.get(key)
-                if failure is not None and self._timer() < failure[1]:
-                    raise fresh(failure[2])
-            future = self._inflight.get(key)
-            leader = future is None
-            if future is None:
-                future = self._inflight[key] = Future()
-        if not leader:
+        for _ in range(_MAX_LEADER_HANDOVERS):
+            with self._lock:
+                if not force and serves_fresh(ttl):
+                    hit = self._fresh.get(key)
+                    if hit is not None:
+                        return hit, True
+                if not force:
+                    # During an outage, loads do not queue up behind one timeout after another:
+                    # the last error is served again until the backoff (1 s doubling to 5 min)
+                    # ends.
+                    failure = self._failures.get(key)
+                    if failure is not None and self._timer() < failure[1]:
+                        raise fresh(failure[2])
+                future = self._inflight.get(key)
+                leader = future is None
+                if future is None:
+                    future = self._inflight[key] = Future()
+            if leader:
+                return self._lead(key, fetch, future), False
             try:
                 return future.result(timeout=deadline.remaining()), False
             except FutureTimeout:
@@ -212,17 +220,32 @@ class SecretCache:
                     "the load's deadline passed while waiting for a concurrent load of the "
                     "same secrets"
                 ) from None
+            except _LeaderInterrupted:
+                continue  # the leader's thread was interrupted: a waiter takes over
             except PhaseError as exc:
                 error = exc  # the leader's error, as a copy: its traceback stays the leader's
             raise fresh(error)
+        raise PhaseConnectionError(
+            "the concurrent loads of the same secrets were interrupted, one after another"
+        )
+
+    def _lead(
+        self, key: CacheKey, fetch: Callable[[], Fetched], future: Future[Fetched]
+    ) -> Fetched:
+        """Fetch for every caller waiting on ``future``. A ``KeyboardInterrupt`` or
+        ``SystemExit`` is this thread's alone: the waiters are told to take over, never handed
+        an exception their frameworks do not expect from a load."""
         try:
             entry = fetch()
             self.store(key, entry)
             future.set_result(entry)
-            return entry, False
-        except BaseException as exc:
+            return entry
+        except Exception as exc:
             self.note_failure(key, exc)
             future.set_exception(exc)
+            raise
+        except BaseException:
+            future.set_exception(_LeaderInterrupted())
             raise
         finally:
             with self._lock:
