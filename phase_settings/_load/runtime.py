@@ -10,10 +10,11 @@ garbage-collected. The one at-fork hook (at the end of this module) resets what 
 must not share, and :meth:`Runtime.reset` (behind ``clear_cache()``) empties the values and
 records and forgets the snapshot stores (the next load checks its folder again).
 
-Two stores are not here yet: auto mode's record of apps without SSE (``_client/switch.py``,
-which holds for the process), and the memo of the env files' ``PHASE_*`` entries
-(``_settings/config.py``: the client layer still imports that module for its defaults, so it
-cannot reach the runtime without an import cycle).
+It also keeps the memo of the env files' ``PHASE_*`` entries (keyed by path, modification time
+and size). Two process-wide objects of the lower layers are not held here: auto mode's record of
+apps without SSE (``_client/switch.py``'s ``PROCESS_SWITCH``, which every client shares, the
+ones users build included, and which holds for the process) and the slow-start watchdog
+(``_core/watchdog.py``, one daemon thread that starts itself again in a forked child).
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ class Runtime:
         self.shared_tiers: tuple[SharedTier, ...] | None = None  # injected (tests): wins
         self._snapshots: dict[tuple[str, str, float, str, int], SnapshotTier] = {}
         self._held_locks: HeldLocks | None = None  # built with the first snapshot store
+        # The PHASE_* entries of each env file read, by (path, mtime, size).
+        self.env_file_memo: dict[tuple[str, int, int], dict[str, str]] = {}
         # The settings errors deferred while ``manage.py phase_check`` starts (Django).
         self.deferred_errors: list[tuple[Any, BaseException]] = []
         self._lock = threading.Lock()

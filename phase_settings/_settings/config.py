@@ -20,6 +20,7 @@ from pydantic_settings import SettingsConfigDict
 from .._core.credentials import Credentials
 from .._defaults import DEFAULTS, ENV_NAMES, FALLBACKS, Fallback, Mode, parse_mode
 from .._errors import PhaseConfigError, scrubbed
+from .._load.runtime import runtime
 from .dotenv_log import report_parse_errors
 
 __all__ = [
@@ -155,9 +156,6 @@ def env_file_paths(config: Mapping[str, Any]) -> tuple[Path, ...]:
     return tuple(Path(p).expanduser() for p in env_file)
 
 
-_dotenv_cache: dict[tuple[str, int, int], dict[str, str]] = {}
-
-
 def read_phase_keys(paths: Sequence[Path], encoding: str | None) -> dict[str, str]:
     """``PHASE_*`` entries of the env files, later files winning (python-dotenv parses)."""
     merged: dict[str, str] = {}
@@ -167,7 +165,8 @@ def read_phase_keys(paths: Sequence[Path], encoding: str | None) -> dict[str, st
         except OSError:
             continue
         cache_key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-        entries = _dotenv_cache.get(cache_key)
+        memo = runtime.env_file_memo
+        entries = memo.get(cache_key)
         if entries is None:
             with report_parse_errors(path):
                 values = dotenv_values(path, encoding=encoding or "utf-8")
@@ -176,9 +175,9 @@ def read_phase_keys(paths: Sequence[Path], encoding: str | None) -> dict[str, st
                 for k, v in values.items()
                 if v is not None and k.upper().startswith("PHASE_")
             }
-            if len(_dotenv_cache) > 64:
-                _dotenv_cache.clear()
-            _dotenv_cache[cache_key] = entries
+            if len(memo) > 64:
+                memo.clear()
+            memo[cache_key] = entries
         merged.update(entries)
     return merged
 
