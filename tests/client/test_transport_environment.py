@@ -20,8 +20,6 @@ from phase_settings import PhaseSettings, PhaseSettingsConfigDict, aload, load_s
 from ..conftest import Phase
 from .conftest import pending_connections
 
-PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy")
-
 
 class Fields(PhaseSettings):
     db_host: str = "unset"
