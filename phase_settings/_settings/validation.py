@@ -131,6 +131,7 @@ def explain_missing(exc: ValidationError, called: Sequence[PhaseSettingsSource])
     """Add a note naming the Phase keys, app and env behind each missing field (no values)."""
     used = [s for s in called if s.result is not None and s.result.app_id is not None]
     if not used:
+        _explain_not_asked(exc, called)
         return
     source = used[-1]
     assert source.result is not None
@@ -143,4 +144,23 @@ def explain_missing(exc: ValidationError, called: Sequence[PhaseSettingsSource])
             f"{name}: expected Phase key {' or '.join(expected_keys(source, name))} in app "
             f"{source.result.app_id}, environment {source.result.env!r} (or an environment "
             "variable / .env entry)"
+        )
+
+
+def _explain_not_asked(exc: ValidationError, called: Sequence[PhaseSettingsSource]) -> None:
+    """A missing field of a class whose Phase source ran without a token (the commonest
+    mistake) says that Phase was not asked, and what to set."""
+    idle = [s for s in called if s.result is not None and s.result.status.source == "none"]
+    if not idle:
+        return
+    source = idle[-1]
+    fields = source.settings_cls.model_fields
+    for err in exc.errors():
+        if err["type"] != "missing" or not err["loc"] or err["loc"][0] not in fields:
+            continue
+        name = str(err["loc"][0])
+        exc.add_note(
+            f"{name}: Phase was not asked: no PHASE_SERVICE_TOKEN (set it, or "
+            f"phase_required=True); it would read Phase key "
+            f"{' or '.join(expected_keys(source, name))}"
         )
