@@ -44,13 +44,13 @@ COMPAT_TESTS := tests/settings/test_source.py tests/settings/test_fidelity.py \
 COMPAT_LOWEST := .venv-compat-lowest
 COMPAT_LATEST := .venv-compat-latest
 
-$(COMPAT_LOWEST)/.installed: pyproject.toml
+$(COMPAT_LOWEST)/.installed: pyproject.toml Makefile
 	test -x $(COMPAT_LOWEST)/bin/python || $(PYTHON) -m venv $(COMPAT_LOWEST)
 	$(COMPAT_LOWEST)/bin/python -m pip install --quiet -e . 'pydantic-settings==2.16.0' \
 		pytest pytest-xdist hypothesis
 	touch $@
 
-$(COMPAT_LATEST)/.installed: pyproject.toml
+$(COMPAT_LATEST)/.installed: pyproject.toml Makefile
 	test -x $(COMPAT_LATEST)/bin/python || $(PYTHON) -m venv $(COMPAT_LATEST)
 	$(COMPAT_LATEST)/bin/python -m pip install --quiet -e . pytest pytest-xdist hypothesis
 	touch $@
