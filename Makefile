@@ -33,7 +33,10 @@ pytest: $(STAMP)
 pytest-quick: $(STAMP)
 	$(PYTEST) -m 'not slow'
 
-test: lint typecheck pytest test-compat
+# lint and mypy first (they fail fast), then the suite and test-compat side by side: much of the
+# suite waits on sockets and timers, time test-compat uses; -O keeps each one's output together.
+test: lint typecheck
+	$(MAKE) --no-print-directory -j2 -Otarget pytest test-compat
 
 quick: lint typecheck pytest-quick
 
