@@ -33,10 +33,7 @@ pytest: $(STAMP)
 pytest-quick: $(STAMP)
 	$(PYTEST) -m 'not slow'
 
-# lint and mypy first (they fail fast), then the suite and test-compat side by side: much of the
-# suite waits on sockets and timers, time test-compat uses; -O keeps each one's output together.
-test: lint typecheck
-	$(MAKE) --no-print-directory -j2 -Otarget pytest test-compat
+test: lint typecheck pytest test-compat
 
 quick: lint typecheck pytest-quick
 
@@ -50,12 +47,12 @@ COMPAT_LATEST := .venv-compat-latest
 $(COMPAT_LOWEST)/.installed: pyproject.toml Makefile
 	test -x $(COMPAT_LOWEST)/bin/python || $(PYTHON) -m venv $(COMPAT_LOWEST)
 	$(COMPAT_LOWEST)/bin/python -m pip install --quiet -e . 'pydantic-settings==2.16.0' \
-		pytest pytest-xdist hypothesis
+		pytest hypothesis
 	touch $@
 
 $(COMPAT_LATEST)/.installed: pyproject.toml Makefile
 	test -x $(COMPAT_LATEST)/bin/python || $(PYTHON) -m venv $(COMPAT_LATEST)
-	$(COMPAT_LATEST)/bin/python -m pip install --quiet -e . pytest pytest-xdist hypothesis
+	$(COMPAT_LATEST)/bin/python -m pip install --quiet -e . pytest hypothesis
 	touch $@
 
 # The latest venv asks PyPI for a newer pydantic-settings only when pyproject.toml changed or
@@ -70,11 +67,16 @@ test-compat: $(COMPAT_LOWEST)/.installed $(COMPAT_LATEST)/.installed
 		$(COMPAT_LATEST)/bin/python -m pip install --quiet --upgrade pydantic-settings \
 		&& touch $(COMPAT_REFRESHED); \
 	fi
+	@# the two venvs side by side, each pytest in one process (no xdist start-up to pay twice)
+	@pids=; for venv in $(COMPAT_LOWEST) $(COMPAT_LATEST); do \
+		( $$venv/bin/python -c 'import pydantic_settings as p; print("pydantic-settings", p.__version__)' \
+		&& $$venv/bin/python -m pytest -q -p no:cacheprovider $(COMPAT_TESTS) ) \
+			> $$venv/.test-output 2>&1 & pids="$$pids $$!"; \
+	done; \
+	status=0; for pid in $$pids; do wait $$pid || status=1; done; \
 	for venv in $(COMPAT_LOWEST) $(COMPAT_LATEST); do \
-		$$venv/bin/python -c 'import pydantic_settings as p; print("pydantic-settings", p.__version__)' \
-		&& $$venv/bin/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup \
-			$(COMPAT_TESTS) || exit 1; \
-	done
+		echo "== $$venv"; cat $$venv/.test-output; \
+	done; exit $$status
 
 demo: $(STAMP)
 	$(PY) examples/demo/run_demo.py
