@@ -5,6 +5,7 @@ old way to install the deadline backend)."""
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,8 @@ PACKAGE = Path(phase_settings.__file__).resolve().parent
 THIRD_PARTY = ("httpx", "httpcore", "h11")
 
 
-def _private_names_of_the_libraries() -> set[str]:
+@functools.cache  # two tests ask; parsing httpx and httpcore once is enough
+def _private_names_of_the_libraries() -> frozenset[str]:
     """Every ``_name`` (not dunder) that httpx or httpcore sets on ``self`` or defines as a
     method or class attribute, read from their source files."""
     names: set[str] = set()
@@ -32,7 +34,7 @@ def _private_names_of_the_libraries() -> set[str]:
                     names.add(node.attr)
                 elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                     names.add(node.name)
-    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+    return frozenset(n for n in names if n.startswith("_") and not n.startswith("__"))
 
 
 def _our_sources() -> dict[Path, ast.Module]:

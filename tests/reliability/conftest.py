@@ -7,6 +7,9 @@
   count WARNINGs.
 - :func:`settings_class`: a ``PhaseSettings`` subclass built for one test.
 
+- :func:`report_figure`: a figure of the battery (the T10 sweep's counts) for the test report,
+  printed only with ``-s``.
+
 Every test of the battery runs with a short deadline (``DEADLINE``) so slow scenarios cost
 seconds; time bounds allow ``MARGIN`` on top of it.
 """
@@ -30,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
+
+import pytest
 
 from phase_settings import PhaseSettings, PhaseSettingsConfigDict
 
@@ -81,6 +86,18 @@ def timed(call: Callable[[], Any]) -> tuple[Any, BaseException | None, float]:
     except Exception as exc:
         return None, exc, time.monotonic() - start
     return result, None, time.monotonic() - start
+
+
+def report_figure(
+    request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str], line: str
+) -> None:
+    """Keep ``line`` as a ``figure`` property of the test's report (``--junitxml`` writes it)
+    and print it at once only when output is not captured (``-s``): a run's output stays one
+    line of dots, and ``pytest tests/reliability -s`` still shows every figure."""
+    request.node.user_properties.append(("figure", line))
+    if request.config.getoption("capture") == "no":
+        with capsys.disabled():
+            print(line)
 
 
 # --- raw HTTP bytes -----------------------------------------------------------------------------

@@ -39,7 +39,14 @@ from phase_settings import (
 )
 from phase_settings.testing import FakePhase
 
-from .conftest import CanaryScanner, LogCapture, capture_logs, closed_port, settings_class
+from .conftest import (
+    CanaryScanner,
+    LogCapture,
+    capture_logs,
+    closed_port,
+    report_figure,
+    settings_class,
+)
 
 V_API = f"CANARY_{uuid.uuid4()}"
 V_PASSWORD = f"CANARY {uuid.uuid4()} /+é日本"
@@ -66,6 +73,7 @@ class Sweep:
     logs: LogCapture
     caught: list[warnings.WarningMessage]
     known_bug: bool
+    request: pytest.FixtureRequest
     texts: list[tuple[str, str]] = field(default_factory=list)
 
     def check(self) -> None:
@@ -87,11 +95,12 @@ class Sweep:
         SWEEP["texts"] += scanner.scanned_texts
         SWEEP["known-bug hits" if self.known_bug else "hits"] += len(scanner.hits)
         SWEEP["scenarios"] += 1
-        with self.capsys.disabled():
-            print(
-                f"[T10] {len(self.logs.records)} log records, {scanner.scanned_texts} texts, "
-                f"{scanner.scanned_bytes:,} bytes scanned, {len(scanner.hits)} hits"
-            )
+        report_figure(
+            self.request,
+            self.capsys,
+            f"[T10] {len(self.logs.records)} log records, {scanner.scanned_texts} texts, "
+            f"{scanner.scanned_bytes:,} bytes scanned, {len(scanner.hits)} hits",
+        )
         found = "\n".join(
             f"  {label} as {form!r} in {where}" for label, form, where in scanner.hits
         )
@@ -192,6 +201,7 @@ def sweep(
             logs,
             caught,
             known_bug,
+            request,
         )
 
 

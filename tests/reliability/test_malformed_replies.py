@@ -235,6 +235,7 @@ class Target:
         client: PhaseClient | None = None,
         call: str = "list_secrets",
         deadline: float = DEADLINE,
+        error_body: bytes | None = None,
     ) -> str:
         """Deliver one response, make one call, apply the oracle; returns the outcome name."""
         client = client or self.client
