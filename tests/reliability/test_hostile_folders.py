@@ -2,8 +2,8 @@
 deadline, refuses the file with one WARNING, and goes on (Phase's values, or the ``.env`` file
 during an outage); a folder swapped for a link while a process runs is refused from then on.
 
-Each case runs in a child process with a hard timeout (a FIFO opened the old way blocks for
-ever), against a fake Phase of its own on 127.0.0.1, with a 2 s deadline.
+Each case runs in a child process with a memory cap and a hard timeout (a FIFO opened the old
+way blocks for ever), against a fake Phase of its own on 127.0.0.1, with a 2 s deadline.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from .conftest import DEADLINE, MARGIN
 
 CHILD = textwrap.dedent(
     """
-    import json, logging, os, stat, sys, time
+    import json, logging, os, resource, stat, sys, time
     from pathlib import Path
+    resource.setrlimit(resource.RLIMIT_AS, (3 * 1024**3, 3 * 1024**3))  # a failure is no OOM kill
     import phase_settings
     from phase_settings import PhaseSettings, PhaseSettingsConfigDict, load_status
     from phase_settings.testing import FakePhase
