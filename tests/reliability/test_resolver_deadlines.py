@@ -54,6 +54,7 @@ from .conftest import (
 )
 
 HANG = 8.0
+EXIT_MARGIN = 2.0
 TOKEN = "pss_service:v2:" + "ab" * 32 + ":" + "cd" * 32
 APP_ID = "3f2c6a8e-1b7d-4c55-9a0e-5d6f7a8b9c0d"
 _real_getaddrinfo = socket.getaddrinfo
@@ -229,7 +230,9 @@ def test_a_hanging_resolver_does_not_delay_the_interpreter_exit() -> None:
     )
     assert "name not resolved now: phase.corp.example" in result["error"]
     assert result["seconds"] <= DEADLINE + MARGIN
-    assert exit_delay <= MARGIN, f"the exit waited {exit_delay:.2f} s for the resolver"
+    # a process that waited for the lookup would exit HANG - DEADLINE = 6 s late; the margin
+    # covers the interpreter's own teardown on a loaded machine (0.15-0.7 s seen)
+    assert exit_delay <= EXIT_MARGIN, f"the exit waited {exit_delay:.2f} s for the resolver"
     assert ended - started <= DEADLINE + HANG / 2, "the process waited for the resolver"
 
 
