@@ -79,6 +79,8 @@ def _addresses(host: str, port: int) -> list[str]:
     addresses: list[str] = []
     for *_, sockaddr in infos:
         address = str(sockaddr[0])
+        if len(sockaddr) == 4 and sockaddr[3]:  # a link-local IPv6 address needs its zone
+            address = f"{address}%{sockaddr[3]}"
         if address not in addresses:
             addresses.append(address)
     if not addresses:  # pragma: no cover - getaddrinfo raises rather than answer nothing
