@@ -117,7 +117,13 @@ class PhaseUnavailableError(PhaseError):
 
 
 class PhaseConnectionError(PhaseUnavailableError):
-    """Connection refused or reset, a timeout, or the load's deadline passed."""
+    """Connection refused or reset, a timeout, or the load's deadline passed.
+
+    Attributes:
+        unknown_host: the host name the resolver said does not exist (EAI_NONAME), or None.
+    """
+
+    unknown_host: str | None = None
 
 
 class PhaseServerError(PhaseUnavailableError):

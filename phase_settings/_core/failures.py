@@ -23,3 +23,9 @@ class Failure(NamedTuple):
     kind: Kind
     reached_server: bool  # False only when the request surely never left (POST may retry)
     timeout: bool
+    # what went wrong, in words a user reads ("connection refused", "name not known now:
+    # phase.corp.example"); None when the transport cannot tell more than the kind
+    cause: str | None = None
+    # the host name the resolver says does not exist (EAI_NONAME): DESIGN §3 makes it a
+    # configuration error when no copy exists and the host is not Phase Cloud's
+    unknown_host: str | None = None

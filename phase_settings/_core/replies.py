@@ -167,4 +167,8 @@ def failure_error(
         if failure.timeout
         else type(exc).__name__
     )
-    return PhaseConnectionError(f"Could not reach Phase at {base}: {reason}")
+    if failure.cause is not None:  # the transport named it: said first, the deadline after
+        reason = f"{failure.cause} ({reason})" if deadline_expired else failure.cause
+    error = PhaseConnectionError(f"Could not reach Phase at {base}: {reason}")
+    error.unknown_host = failure.unknown_host
+    return error

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .._errors import PhaseConfigError, PhaseError, PhaseUnavailableError
+from .._errors import PhaseConfigError, PhaseConnectionError, PhaseError, PhaseUnavailableError
 from .._models import LoadStatus
 from .fetch import afetch_entries, cache_keys, fetch_entries, warn_unresolved
 from .result import LoadOptions, LoadResult, merge_secrets, signature_of
@@ -148,6 +148,7 @@ def _failed(
     client: PhaseClient | None,
     exc: PhaseError,
 ) -> LoadResult:
+    exc = _unknown_host_error(config, runtime, client, exc)
     failed = failure_status(runtime.status(settings_cls), exc)
     if not isinstance(exc, PhaseUnavailableError) or not options.fallback:
         runtime.set_status(settings_cls, failed)
@@ -182,6 +183,30 @@ def _failed(
             return LoadResult({}, {}, None, status, config.app_id, config.env)
     runtime.set_status(settings_cls, failed)
     raise exc
+
+
+# Phase Cloud's hosts: a resolver that does not know them is offline or broken, never a typo
+_PHASE_CLOUD_HOSTS = frozenset({"api.phase.dev", "console.phase.dev"})
+
+
+def _unknown_host_error(
+    config: ResolvedConfig, runtime: Runtime, client: PhaseClient | None, exc: PhaseError
+) -> PhaseError:
+    """DESIGN §3: a host the resolver says does not exist (EAI_NONAME) is a configuration
+    error when it is not Phase Cloud's and no copy of the load exists (a typo'd host can
+    never have one: the API base is part of the key); otherwise ``exc`` as it is, to fall
+    back (offline laptops and split-horizon DNS off the VPN answer EAI_NONAME too)."""
+    host = exc.unknown_host if isinstance(exc, PhaseConnectionError) else None
+    if host is None or host.lower().rstrip(".") in _PHASE_CLOUD_HOSTS:
+        return exc
+    if _last_good(config, runtime, client) is not None:
+        return exc
+    error = PhaseConfigError(
+        f"The resolver does not know the host {host}: is PHASE_HOST (or the proxy's host) "
+        "spelled right? No copy of these values exists to serve instead"
+    )
+    error.__cause__ = exc
+    return error
 
 
 def _age(age: timedelta) -> str:

@@ -4,9 +4,12 @@ kind into the error a user reads.
 
 A timeout at any stage (connect, TLS handshake, read, write, through a proxy or not) and a
 dropped connection are transient: a :class:`PhaseConnectionError`, retried and eligible for
-fallback. Only a real certificate or TLS protocol failure is a :class:`PhaseTLSError`; a peer
-that answers with bytes that are not HTTP is a :class:`PhaseResponseError` (a wrong
-``PHASE_HOST``). No message text is read."""
+fallback, whose cause is named when known: the resolver's answer ("name not known now:
+<host>" for EAI_NONAME, "name not resolved now: <host>" for EAI_AGAIN or a lookup past the
+time left), "connection refused", "connection reset". Only a real certificate or TLS protocol
+failure is a :class:`PhaseTLSError`; a peer that answers with bytes that are not HTTP is a
+:class:`PhaseResponseError` (a wrong ``PHASE_HOST``). No message text is read: causes are
+read from the exception types in the cause chain."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import httpcore
 import httpx
 
 from .._core.failures import Failure, Kind, Stage
+from .resolver import NameNotResolved, ResolverTimeout
 
 __all__ = ["Failure", "Kind", "Stage", "classify_failure"]
 
@@ -33,6 +37,27 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         current = current.__cause__ or current.__context__
+
+
+def _cause(exc: BaseException) -> tuple[str | None, str | None]:
+    """The cause of a connection failure in words, and the host the resolver does not know."""
+    for link in _chain(exc):
+        if isinstance(link, NameNotResolved):
+            if link.unknown:
+                return f"name not known now: {link.host}", link.host
+            return f"name not resolved now: {link.host}", None
+        if isinstance(link, ResolverTimeout):
+            return f"name not resolved now: {link.host}", None
+        if isinstance(link, ConnectionRefusedError):
+            return "connection refused", None
+        if isinstance(link, ConnectionResetError):
+            return "connection reset", None
+    return None, None
+
+
+def _connection(exc: BaseException, reached_server: bool, timeout: bool) -> Failure:
+    cause, unknown_host = _cause(exc)
+    return Failure(Kind.CONNECTION, reached_server, timeout, cause, unknown_host)
 
 
 def classify_failure(exc: BaseException, stage: Stage) -> Failure:
@@ -57,7 +82,7 @@ def classify_failure(exc: BaseException, stage: Stage) -> Failure:
     ===========================================  ==========  ======================
     """
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
-        return Failure(Kind.CONNECTION, not isinstance(exc, _NOT_SENT), True)
+        return _connection(exc, not isinstance(exc, _NOT_SENT), True)
     for link in _chain(exc):
         if isinstance(link, ssl.SSLError) and not isinstance(link, _SSL_TRANSIENT):
             return Failure(Kind.TLS, False, False)
@@ -73,5 +98,5 @@ def classify_failure(exc: BaseException, stage: Stage) -> Failure:
         )
         if stage == "send" and parser_error:
             return Failure(Kind.NOT_HTTP, True, False)
-        return Failure(Kind.CONNECTION, True, False)
-    return Failure(Kind.CONNECTION, not isinstance(exc, _NOT_SENT), False)
+        return _connection(exc, True, False)
+    return _connection(exc, not isinstance(exc, _NOT_SENT), False)

@@ -4,6 +4,10 @@ time left before the current load's deadline (sync, and async under asyncio or t
 They are given to httpcore's pools and proxies through their public ``network_backend=``
 argument, so the clamp holds with and without an HTTP proxy, and for the TLS handshake inside
 a proxy's ``CONNECT`` tunnel too.
+
+Name resolution is clamped like the rest (:mod:`.resolver`): ``connect_tcp`` looks the host
+up itself, waiting at most the time left, then connects to each address in turn. TLS still
+verifies the name asked for: httpcore passes it to ``start_tls`` on its own.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 import httpcore
 
 from .._core.deadline import current_deadline
+from .resolver import resolve, resolve_async
 
 __all__ = ["AsyncDeadlineBackend", "DeadlineBackend", "clamp"]
 
@@ -76,11 +81,18 @@ class DeadlineBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Any = None,
     ) -> httpcore.NetworkStream:
-        return _Stream(
-            self._backend.connect_tcp(
-                host, port, clamp(timeout, _CONNECT), local_address, socket_options
-            )
-        )
+        error: Exception | None = None
+        for address in resolve(host, port, clamp(timeout, _CONNECT)):
+            try:
+                return _Stream(
+                    self._backend.connect_tcp(
+                        address, port, clamp(timeout, _CONNECT), local_address, socket_options
+                    )
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc  # the next address, while time is left
+        assert error is not None  # resolve() returns at least one address
+        raise error
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Any = None
@@ -132,11 +144,18 @@ class AsyncDeadlineBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Any = None,
     ) -> httpcore.AsyncNetworkStream:
-        return _AsyncStream(
-            await self._backend.connect_tcp(
-                host, port, clamp(timeout, _CONNECT), local_address, socket_options
-            )
-        )
+        error: Exception | None = None
+        for address in await resolve_async(host, port, clamp(timeout, _CONNECT)):
+            try:
+                return _AsyncStream(
+                    await self._backend.connect_tcp(
+                        address, port, clamp(timeout, _CONNECT), local_address, socket_options
+                    )
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc  # the next address, while time is left
+        assert error is not None  # resolve_async() returns at least one address
+        raise error
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Any = None
