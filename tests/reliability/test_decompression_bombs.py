@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 import subprocess
 import sys
 import textwrap
@@ -172,3 +173,28 @@ def test_a_5xx_in_an_unread_encoding_is_the_server_error_its_status_says(phase: 
             client.list_secrets(phase.app_id, "development")
     assert type(info.value).__name__ == "PhaseServerError"
     assert len(phase.fake.requests) == 3  # retried like any 503
+
+
+@pytest.mark.parametrize("wbits", [zlib.MAX_WBITS, -zlib.MAX_WBITS], ids=["zlib", "raw"])
+def test_an_honest_deflate_reply_of_many_chunks_loads(phase: Phase, wbits: int) -> None:
+    """``deflate`` as the RFC says (zlib-wrapped) and as servers send it (raw), over many
+    reads: the decoder is made once, from the first bytes, and kept for the whole body."""
+    rng = random.Random(7)  # incompressible values: the body spans many reads
+    secrets = [
+        {"id": str(i), "key": f"K{i}", "value": f"{rng.getrandbits(128):032x}", "tags": []}
+        for i in range(8000)
+    ]
+    packer = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    body = packer.compress(json.dumps(secrets).encode()) + packer.flush()
+    assert len(body) > 128 * 1024
+    phase.fake.fail_next(200, headers={"Content-Encoding": "deflate"}, body=body)
+    with PhaseClient(phase.token, phase.url) as client:
+        got = client.list_secrets(phase.app_id, "development")
+    assert [s.value for s in got] == [s["value"] for s in secrets]
+
+
+def test_an_empty_body_labelled_gzip_is_an_empty_body(phase: Phase) -> None:
+    phase.fake.fail_next(200, headers={"Content-Encoding": "gzip"}, body=b"")
+    with PhaseClient(phase.token, phase.url) as client, pytest.raises(PhaseResponseError) as info:
+        client.list_secrets(phase.app_id, "development")
+    assert "the body is not JSON" in str(info.value)  # not "could not be decoded"
