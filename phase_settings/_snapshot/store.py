@@ -25,7 +25,6 @@ fetch per TTL through it (with the lock of :mod:`.lock`).
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import logging
 import os
@@ -41,14 +40,8 @@ from .._defaults import DEFAULT_SNAPSHOT_MAX_AGE
 from .._errors import scrubbed
 from .._models import Secret
 from .envelope import NONCE_BYTES, Snapshot, seal, unseal
-from .files import (
-    FolderRefused,
-    HostileFile,
-    open_file,
-    open_folder,
-    read_file,
-    write_atomically,
-)
+from .files import HostileFile, read_file, write_atomically
+from .folder import AlreadySaid, SnapshotFolder
 from .keys import FORMAT_VERSION, SnapshotKey, associated_data, blake2b_32, derive_keys
 from .lock import FileLock, HeldLocks
 
@@ -109,9 +102,6 @@ class SnapshotStore:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.directory = os.path.abspath(os.fspath(directory))
-        self.folder = (
-            self.directory
-        )  # the folder actually used (``<directory>/phase`` for a volume)
         self.max_age = max_age
         self._limit = 2 * max_response_bytes + 1024 * 1024
         self._clock = clock
@@ -125,7 +115,8 @@ class SnapshotStore:
         self._locks: dict[str, FileLock] = {}
         self._write_guards: dict[str, threading.Lock] = {}  # writers of one key take turns
         self._warned: set[str] = set()
-        self.enabled = self._prepare_folder()
+        self._folder = SnapshotFolder(self.directory, self._warn_once)
+        self.enabled = self._folder.prepare()
 
     def __repr__(self) -> str:
         state = "on" if self.enabled else "off"
@@ -143,6 +134,11 @@ class SnapshotStore:
 
     # --- names and folder -----------------------------------------------------------------
 
+    @property
+    def folder(self) -> str:
+        """The folder actually used: ``<directory>/phase`` for a container volume."""
+        return self._folder.path
+
     def path_for(self, key: SnapshotKey) -> str:
         """The snapshot file of ``key``: a keyed hash of its associated data."""
         return os.path.join(self.folder, self._name_for(key))
@@ -157,48 +153,6 @@ class SnapshotStore:
                 return
             self._warned.add(what)
         log.warning(message, *args)
-
-    def _prepare_folder(self) -> bool:
-        try:
-            fd, self.folder = open_folder(self.directory, create=True)
-        except FolderRefused as refused:
-            self._refused(refused)
-            return False
-        os.close(fd)
-        return True
-
-    def _refused(self, refused: FolderRefused) -> None:
-        key = f"folder {refused.folder} {refused.what}"
-        if refused.why:
-            self._warn_once(
-                key,
-                "snapshot folder %s %s (%s): loads go on without a snapshot",
-                refused.folder,
-                refused.what,
-                refused.why,
-            )
-        else:
-            self._warn_once(
-                key,
-                "snapshot folder %s %s: no snapshot is used or written",
-                refused.folder,
-                refused.what,
-            )
-
-    @contextlib.contextmanager
-    def _use(self) -> Iterator[int | None]:
-        """The folder's descriptor for one use, checked anew (a folder swapped for a link or
-        another user's while the process runs is refused from then on); None when refused."""
-        try:
-            fd, _ = open_folder(self.directory)
-        except FolderRefused as refused:
-            self._refused(refused)
-            yield None
-            return
-        try:
-            yield fd
-        finally:
-            os.close(fd)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -235,7 +189,7 @@ class SnapshotStore:
         return snapshot
 
     def _load(self, key: SnapshotKey, *, writing: bool = False) -> Snapshot | None:
-        with self._use() as fd:
+        with self._folder.use() as fd:
             return None if fd is None else self._load_in(fd, key, writing=writing)
 
     def _load_in(self, fd: int, key: SnapshotKey, *, writing: bool = False) -> Snapshot | None:
@@ -318,7 +272,7 @@ class SnapshotStore:
             if lock.held_here():
                 return self._replace_if_newer(key, secrets, fetched_at)
             with lock.acquire(wait) as got:
-                if isinstance(lock.open_error, _AlreadySaid):
+                if isinstance(lock.open_error, AlreadySaid):
                     return False  # the lock file's opener said why, once
                 if lock.open_error is not None:
                     raise lock.open_error
@@ -344,7 +298,7 @@ class SnapshotStore:
     def _replace_if_newer(
         self, key: SnapshotKey, secrets: Sequence[Secret], fetched_at: datetime
     ) -> bool:
-        with self._use() as fd:
+        with self._folder.use() as fd:
             if fd is None:
                 return False
             on_disk = self._load_in(fd, key, writing=True)
@@ -371,38 +325,10 @@ class SnapshotStore:
                     held=self._held,
                     clock=self._monotonic,
                     sleep=self._sleep,
-                    opener=lambda: self._open_lock_file(name),
+                    opener=lambda: self._folder.open_lock_file(name),
                 )
                 self._locks[path] = lock
             return lock
-
-    def _open_lock_file(self, name: str) -> int:
-        """The lock file, opened relative to the checked folder like every other file; a
-        failure is one WARNING (once per store and cause), then the load goes on without it."""
-        try:
-            fd, _ = open_folder(self.directory)
-        except FolderRefused as refused:
-            self._refused(refused)
-            raise _AlreadySaid(errno.EACCES, f"the snapshot folder {refused.what}") from None
-        try:
-            lock = open_file(fd, name, os.O_RDWR | os.O_CREAT)
-        except (HostileFile, OSError) as exc:
-            why = (
-                f"the lock file {exc.what}"
-                if isinstance(exc, HostileFile)
-                else exc.strerror or type(exc).__name__
-            )
-            self._warn_once(
-                f"lock {name} {why}",
-                "snapshot lock %s cannot be used (%s): loads go on without it, nothing is written",
-                name,
-                why,
-            )
-            raise _AlreadySaid(errno.EACCES, why) from None
-        finally:
-            os.close(fd)
-        os.fchmod(lock, 0o600)  # whatever the umask: never narrower, never wider
-        return lock
 
     @contextlib.contextmanager
     def lock(self, key: SnapshotKey, wait_seconds: float) -> Iterator[bool]:
@@ -420,10 +346,6 @@ class SnapshotStore:
     def holds_lock(self, key: SnapshotKey) -> bool:
         """True while this process holds the key's lock through this store."""
         return self.enabled and self._lock_for(key).held_here()
-
-
-class _AlreadySaid(OSError):
-    """A failure to open the lock file that has been logged (once) where it happened."""
 
 
 def _has_fcntl() -> bool:
