@@ -12,17 +12,15 @@ Nothing here shows the token: ``repr`` names the kind and origin only, and every
 from __future__ import annotations
 
 import hmac
-import re
 from typing import Literal, NoReturn
 
 from pydantic import SecretStr
 
 from .._errors import PhaseConfigError
-from .tokens import auth_header, token_fingerprint, token_kind
+from .tokens import auth_header, has_key_parts, token_fingerprint, token_kind
 
 __all__ = ["NEEDS_KEY_PARTS", "Credentials", "KeyParts"]
 
-_HEX64 = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
 NEEDS_KEY_PARTS = (
     "the end-to-end-encrypted API needs the key parts of a pss_ token "
     "(pss_service:v2:…, pss_user:v1:… or pss_service:v1:…, six ':'-separated fields); the "
@@ -130,12 +128,7 @@ class Credentials:
     @property
     def has_key_parts(self) -> bool:
         """True for a ``pss_`` token with all three key parts (64 hex digits each)."""
-        fields = self._fields()
-        return (
-            len(fields) == 6
-            and fields[0] in ("pss_service", "pss_user")
-            and all(_HEX64.fullmatch(part) for part in fields[2:])
-        )
+        return has_key_parts(self._token)
 
     def key_parts(self) -> KeyParts:
         """The key parts of the token (parsed on the first call, then kept).
