@@ -20,7 +20,6 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator
 
 __all__ = [
     "SUBFOLDER",
@@ -168,16 +167,6 @@ def open_folder(directory: str, *, create: bool = False) -> tuple[int, str]:
         os.close(fd)
         raise FolderRefused(directory, problem)
     return fd, directory
-
-
-@contextlib.contextmanager
-def folder(directory: str) -> Iterator[int]:
-    """One use of the folder: its descriptor, checked anew, closed afterwards."""
-    fd, _ = open_folder(directory)
-    try:
-        yield fd
-    finally:
-        os.close(fd)
 
 
 def open_file(folder_fd: int, name: str, flags: int, limit: int | None = None) -> int:
