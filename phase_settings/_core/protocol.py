@@ -348,7 +348,8 @@ class Protocol:
 
     def undecodable(self, status: int, refused: str | None) -> Outcome:
         """A reply whose body cannot be decoded: an error reply means what its status says
-        (a proxy's 502 labelled gzip is still retried and may fall back); a success is a
+        (a proxy's 502 labelled gzip: the body only carries Phase's error text, so a 5xx is
+        still retried and may fall back); a success is a
         :class:`PhaseResponseError` naming the encoding."""
         if not 200 <= status < 300:
             return Outcome(error=status_error(status, None, None, self.options.base_url))
@@ -399,9 +400,7 @@ class Protocol:
         ``failure``; ``status`` is the reply's status when the failure came while reading its
         body, ``send`` the attempt (a request to another API names that API's host)."""
         if failure.kind is Kind.DECODING and status is not None and not 200 <= status < 300:
-            # An error reply (a proxy's 502 labelled gzip) means what its status says: the
-            # body only carries Phase's error text, so a 5xx is still retried and may fall back.
-            return Outcome(error=status_error(status, None, None, self.options.base_url))
+            return self.undecodable(status, None)  # an in-process transport's decoding failed
         base = self.options.base_url
         if send is not None and send.rules is not None:
             base = send.rules.host(send.url)
