@@ -330,9 +330,10 @@ def run_check(
             raise
         return failure(exc)
     if as_json:
-        text = json.dumps(report.to_json(), indent=2, ensure_ascii=False)
+        document = report.to_json()
+        text = json.dumps(document, indent=2, ensure_ascii=False)
         if not utf8_encodable(text):  # a lone surrogate: JSON's own escapes keep it exact
-            text = json.dumps(report.to_json(), indent=2)
+            text = json.dumps(document, indent=2)
         stream.write(text + "\n")
     else:
         stream.write(printable(report.render()))
